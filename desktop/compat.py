@@ -1,0 +1,104 @@
+"""Every platform branch of process handling lives here, and nowhere else.
+
+POSIX children get their own session (so one signal reaches their whole group); Windows children
+get their own process group (so CTRL_BREAK reaches them). On Linux a child also receives SIGTERM
+when the app dies (parent-death signal); our own children additionally watch their parent, which
+is the equivalent on macOS and Windows (see `exit_with_parent`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+IS_WINDOWS = sys.platform == "win32"
+IS_LINUX = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG = 1
+
+
+def child_popen_kwargs() -> dict[str, Any]:
+    """Popen arguments that detach a child into its own group and tie it to our life."""
+    if IS_WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    kwargs: dict[str, Any] = {"start_new_session": True}
+    if IS_LINUX:
+        kwargs["preexec_fn"] = _die_with_parent(os.getpid())
+    return kwargs
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_parent_death_signal() -> None:  # runs in the forked child, before exec
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
+
+
+def ask_to_stop(pid: int) -> None:
+    """Politely ask a child and its group to exit (SIGTERM / CTRL_BREAK)."""
+    try:
+        if IS_WINDOWS:
+            os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def kill_group(pid: int) -> None:
+    """Kill whatever is left in the child's process group (POSIX; Windows has no such group)."""
+    if IS_WINDOWS:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def exit_with_parent(
+    parent_pid: int,
+    on_orphaned: Callable[[], None],
+    poll_s: float = 0.5,
+    grace_s: float = 3.0,
+) -> threading.Thread:
+    """In one of our own children: run `on_orphaned` when the parent is gone, then exit.
+
+    Works everywhere (Linux has the faster parent-death signal too). If the clean shutdown
+    hangs, the process exits anyway after `grace_s`.
+    """
+    try:
+        parent_started = psutil.Process(parent_pid).create_time()
+    except psutil.NoSuchProcess:
+        parent_started = None
+
+    def parent_alive() -> bool:
+        if parent_started is None:
+            return False
+        try:
+            return psutil.Process(parent_pid).create_time() == parent_started
+        except psutil.NoSuchProcess:
+            return False
+
+    def watch() -> None:
+        while parent_alive():
+            time.sleep(poll_s)
+        deadline = threading.Timer(grace_s, os._exit, args=(1,))
+        deadline.daemon = True
+        deadline.start()
+        on_orphaned()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread

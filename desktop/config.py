@@ -1,0 +1,204 @@
+"""Settings: one frozen value, read with one precedence order.
+
+command line > environment > settings file (TOML, in the user's config folder) > defaults.
+
+`MODEL`, `BASE_URL` and `API_KEY` keep the names the Foundry Local samples use; every other
+setting reads `FOUNDRY_DESK_<NAME>`. A settings file that cannot be read or parsed is moved aside
+as a backup and the defaults are used: the user is told, nothing crashes, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+from collections import ChainMap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+ENV_PREFIX = "FOUNDRY_DESK_"
+DEFAULT_MODEL = "phi-4-mini"
+DEFAULT_RUNTIME_PORT = 5282
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting from the command line or the environment has a value we cannot use."""
+
+
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can configure. Changing a setting makes a new value (`replace`)."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata=_env("MODEL"))
+    """Catalog alias (e.g. `phi-4-mini`) or id of the model to serve."""
+    model_path: Path | None = None
+    """A model folder of your own (ONNX Runtime GenAI format); served instead of `model`."""
+    base_url: str | None = field(default=None, metadata=_env("BASE_URL"))
+    """Use this OpenAI-compatible endpoint as it is, and host no runtime (attach mode)."""
+    api_key: str = field(default="local", metadata=_env("API_KEY"))
+    """Key sent to the endpoint; the built-in runtime ignores it."""
+    runtime_port: int = DEFAULT_RUNTIME_PORT
+    """Pinned port of the built-in runtime; a free one is used when it is busy (0: always free)."""
+    allow_download: bool = True
+    """Download the model when it is not cached. Off: nothing ever leaves the machine."""
+    use_foundry_service: bool = False
+    """Attach to a running Foundry Local app service, when one is found, instead of hosting."""
+    model_cache_dir: Path | None = None
+    """Where models are kept; default: the Foundry Local app's cache if found, else ours."""
+    log_level: str = "info"
+    """One of debug, info, warning, error."""
+    restart_limit: int = 3
+    """How many restarts of a crashing service are allowed within `restart_window_s`."""
+    restart_window_s: float = 600.0
+    """The window for `restart_limit`; past the limit the service is marked failed."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.runtime_port <= 65535:
+            raise SettingsError(f"runtime_port must be between 0 and 65535, not {self.runtime_port}")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.restart_limit < 0 or self.restart_window_s <= 0:
+            raise SettingsError("restart_limit must be >= 0 and restart_window_s > 0")
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus what the user should be told about how they were read."""
+
+    settings: Settings
+    notices: tuple[str, ...] = ()
+
+
+def env_name(name: str) -> str:
+    """The environment variable that sets the field `name`."""
+    for item in dataclasses.fields(Settings):
+        if item.name == name:
+            return str(item.metadata.get("env", ENV_PREFIX + name.upper()))
+    raise KeyError(name)
+
+
+def load_settings(
+    settings_file: Path,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Read the settings; raises `SettingsError` only for bad command-line or environment values."""
+    notices: list[str] = []
+    from_file = _read_file(settings_file, notices)
+    from_env = _environment_values(os.environ if environ is None else environ)
+    from_cli = {key: value for key, value in (cli or {}).items() if value is not None}
+
+    file_values = _coerce_file_values(from_file, settings_file, notices)
+    explicit = {
+        **_coerce_all(from_env, lambda key: env_name(key)),
+        **_coerce_all(from_cli, lambda key: "--" + key.replace("_", "-")),
+    }
+    merged = ChainMap(explicit, file_values)
+    try:
+        return LoadedSettings(Settings(**merged), tuple(notices))
+    except SettingsError as error:
+        if not file_values:
+            raise
+        notices.append(f"{settings_file}: {error}; the file's values were ignored, defaults used.")
+        return LoadedSettings(Settings(**explicit), tuple(notices))
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    names = {item.name: env_name(item.name) for item in dataclasses.fields(Settings)}
+    return {name: environ[var] for name, var in names.items() if var in environ}
+
+
+def _read_file(path: Path, notices: list[str]) -> dict[str, Any]:
+    """The file's table, or {} after moving a broken file aside."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        notices.append(_set_aside(path, f"could not be read ({error})"))
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        notices.append(_set_aside(path, f"is not valid TOML ({error})"))
+        return {}
+
+
+def _set_aside(path: Path, problem: str) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.broken-{stamp}")
+    try:
+        path.replace(backup)
+    except OSError as error:
+        return f"Settings file {path} {problem}, and could not be moved aside ({error}). Defaults are used."
+    return f"Settings file {path} {problem}. It was kept as {backup}; defaults are used."
+
+
+def _coerce_file_values(values: dict[str, Any], path: Path, notices: list[str]) -> dict[str, Any]:
+    """Typed values from the file; a bad or unknown key is dropped with a notice, the rest kept."""
+    known = {item.name for item in dataclasses.fields(Settings)}
+    result: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in known:
+            notices.append(f"{path}: unknown setting {key!r} ignored.")
+            continue
+        try:
+            result[key] = coerce(key, raw)
+        except SettingsError as error:
+            notices.append(f"{path}: {key}: {error}; default used.")
+    return result
+
+
+def _coerce_all(values: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, raw in values.items():
+        try:
+            result[key] = coerce(key, raw)
+        except SettingsError as error:
+            raise SettingsError(f"{source(key)}={raw!r}: {error}") from None
+    return result
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def coerce(name: str, raw: Any) -> Any:
+    """Convert `raw` (text from env/CLI, or a TOML value) to the field's declared type."""
+    kind = get_type_hints(Settings)[name]
+    optional = get_origin(kind) in (Union, UnionType) and NoneType in get_args(kind)
+    if optional:
+        kind = next(arg for arg in get_args(kind) if arg is not NoneType)
+        if raw is None or raw == "":
+            return None
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise SettingsError("expected true or false")
+    if kind is int:
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise SettingsError("expected a whole number")
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError("expected a whole number") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError("expected a number") from None
+    if not isinstance(raw, str):
+        raise SettingsError("expected text")
+    return Path(raw).expanduser() if kind is Path else raw

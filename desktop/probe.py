@@ -1,0 +1,71 @@
+"""Readiness probes: "running" means the service answered, not that its process exists."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Loopback traffic must never go through a proxy configured for the internet.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get_json(url: str, timeout_s: float = 2.0, headers: dict[str, str] | None = None) -> Any:
+    """GET `url` and decode JSON; raises `OSError` (incl. HTTP errors) or `ValueError`."""
+    request = urllib.request.Request(url, headers=headers or {})
+    with _NO_PROXY.open(request, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+def http_post_json(url: str, body: Any, timeout_s: float = 5.0) -> Any:
+    """POST JSON to `url` and decode the JSON answer."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with _NO_PROXY.open(request, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+def http_ok(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None = None) -> bool:
+    """True when `url` answers with a 2xx status."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with _NO_PROXY.open(request, timeout=timeout_s) as response:
+            return 200 <= int(response.status) < 300
+    except (OSError, ValueError):
+        return False
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port (we can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    timeout_s: float,
+    interval_s: float = 0.05,
+) -> T | None:
+    """Call `check` until it returns something truthy or `timeout_s` passes; returns that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval_s)

@@ -1,0 +1,76 @@
+"""The run record: a crashed run's leftovers are cleaned up at the next start, nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from desktop.paths import AppPaths
+from desktop.probe import wait_for
+from desktop.runrecord import AlreadyRunning, RunRecord
+from tests.conftest import SUPPORT, free_port, service_command
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_next_start_kills_what_a_killed_run_left_behind(tmp_path: Path) -> None:
+    grandchild_file = tmp_path / "grandchild.pid"
+    command = service_command(free_port(), "--grandchild", str(grandchild_file), "--detach-grandchild")
+    with subprocess.Popen(
+        [sys.executable, str(SUPPORT / "parent.py"), str(tmp_path), *command],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as crashed_app:
+        assert crashed_app.stdout is not None
+        int(crashed_app.stdout.readline())
+        crashed_app.kill()  # no chance to clean up
+    # The grandchild left the process group, so neither stop nor the parent-death signal reached it.
+    grandchild = int(grandchild_file.read_text())
+    assert alive(grandchild)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+
+    try:
+        record = RunRecord(AppPaths.under(tmp_path).run_record_file)
+        leftovers = record.claim()
+        assert leftovers is not None and grandchild in leftovers.pids
+        assert wait_for(lambda: not alive(grandchild), timeout_s=3)
+        assert alive(bystander.pid), "a process we did not start was killed"
+        record.release()
+        assert not record.path.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+        if alive(grandchild):
+            os.kill(grandchild, 9)
+
+
+def test_a_live_owner_is_never_cleaned_up(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from desktop.runrecord import RunRecord; "
+         f"RunRecord(__import__('pathlib').Path({str(path)!r})).claim(); print('ok', flush=True); "
+         "time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "ok"
+        with pytest.raises(AlreadyRunning) as raised:
+            RunRecord(path).claim()
+        assert raised.value.pid == owner.pid
+        assert alive(owner.pid)
+    finally:
+        owner.kill()
+        owner.wait()
+        assert owner.stdout is not None
+        owner.stdout.close()
