@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import PlatformDirs
 
 from desktop import APP_NAME
+
+HOME_ENV = "FOUNDRY_DESK_HOME"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class AppPaths:
             log_dir=Path(dirs.user_log_dir),
             state_dir=Path(dirs.user_state_dir),
         )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> AppPaths:
+        """`FOUNDRY_DESK_HOME` puts every folder below one root (portable mode); else the user's."""
+        home = environ.get(HOME_ENV)
+        return cls.under(Path(home).expanduser()) if home else cls.for_user()
 
     @classmethod
     def under(cls, root: Path) -> AppPaths:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from desktop.paths import AppPaths
+from tests.tinymodel import build_model
 
 SUPPORT = Path(__file__).parent / "support"
+ALPHA_ANSWER = "Hello from the tiny model."
+BETA_ANSWER = "Beta speaks now, not alpha."
 
 
 def free_port() -> int:
@@ -41,3 +45,20 @@ def no_leftover_children() -> Iterator[None]:
     for proc in alive:
         proc.kill()
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """Real ONNX Runtime GenAI model folders with known answers, built by the tests."""
+
+    alpha: Path
+    beta: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    root = tmp_path_factory.mktemp("models")
+    return TinyModels(
+        alpha=build_model(root / "alpha", ALPHA_ANSWER),
+        beta=build_model(root / "beta", BETA_ANSWER),
+    )

@@ -36,7 +36,6 @@ import numpy as np
 import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
-from onnx.external_data_helper import set_external_data
 
 _OPSET = 17
 _IR_VERSION = 8  # what opset 17 was released with; newer IR versions may outrun the runtime
@@ -117,6 +116,8 @@ def build_model(
     _write_json(dest / "tokenizer_config.json", _tokenizer_config(context_length))
     _write_weights(dest / _WEIGHTS_FILE, weights)
     onnx.save_model(_make_model(vocab, endless=endless, weights=weights), dest / _MODEL_FILE)
+    # By path, so that the checker finds the weights file next to the graph.
+    onnx.checker.check_model(dest / _MODEL_FILE)
     return dest
 
 
@@ -301,9 +302,7 @@ def _make_model(vocab: _Vocab, *, endless: bool, weights: dict[str, NDArray[np.f
     else:
         nodes.append(helper.make_node("Identity", ["scripted"], ["logits"]))
     graph = helper.make_graph(nodes, "tinymodel", _graph_inputs(), _graph_outputs(vocab.size), initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=_IR_VERSION)
-    onnx.checker.check_model(model)
-    return model
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=_IR_VERSION)
 
 
 def _graph_inputs() -> list[onnx.ValueInfoProto]:
@@ -429,8 +428,10 @@ def _external_initializers(weights: dict[str, NDArray[np.float32]]) -> list[onnx
     offset = 0
     for name, array in weights.items():
         tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=array.shape)
-        set_external_data(tensor, location=_WEIGHTS_FILE, offset=offset, length=array.nbytes)
         tensor.data_location = TensorProto.EXTERNAL
+        place = {"location": _WEIGHTS_FILE, "offset": offset, "length": array.nbytes}
+        for key, value in place.items():
+            tensor.external_data.add(key=key, value=str(value))
         initializers.append(tensor)
         offset += array.nbytes
     return initializers

@@ -1,0 +1,94 @@
+"""The `foundry-desk` command: parse arguments, read settings, run the chosen mode."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from desktop import APP_NAME, __version__
+from desktop.config import DEFAULT_MODEL, DEFAULT_RUNTIME_PORT, SettingsError, load_settings
+from desktop.paths import AppPaths
+from desktop.runtime.status import read_status
+
+INTERNAL_MODES = ("runtime-host",)
+"""Modes in which the app runs its own child processes (same executable, frozen or not)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=APP_NAME,
+        description="Private AI chat on your laptop, served by a local Foundry Local runtime.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--headless", action="store_true", help="run the model runtime only, print its endpoint")
+    parser.add_argument("--status", action="store_true", help="print the runtime's published status and exit")
+    parser.add_argument("--model", help=f"catalog alias or model id to serve (env MODEL; default {DEFAULT_MODEL})")
+    parser.add_argument("--model-path", help="a model folder of your own to serve (ONNX Runtime GenAI format)")
+    parser.add_argument("--base-url", help="use this OpenAI-compatible endpoint instead of hosting (env BASE_URL)")
+    parser.add_argument("--api-key", help="key for --base-url (env API_KEY)")
+    parser.add_argument(
+        "--runtime-port", type=int, help=f"pinned port of the built-in runtime (default {DEFAULT_RUNTIME_PORT})"
+    )
+    parser.add_argument(
+        "--no-download", dest="allow_download", action="store_false", help="never download a model"
+    )
+    parser.add_argument(
+        "--use-foundry-service", action="store_true", help="attach to a running Foundry Local app service"
+    )
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+SETTING_ARGS = ("model", "model_path", "base_url", "api_key", "runtime_port", "allow_download",
+                "use_foundry_service", "log_level")  # fmt: skip
+
+
+@contextlib.contextmanager
+def capture_signals() -> Iterator[threading.Event]:
+    """Turn SIGINT/SIGTERM into an event for the main loop; restore the handlers afterwards."""
+    stop = threading.Event()
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signals}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in INTERNAL_MODES:
+        from desktop.runtime import host
+
+        return host.main(args[1:])
+
+    options = vars(build_parser().parse_args(args))
+    paths = AppPaths.from_environment(os.environ)
+    if options.get("status"):
+        status = read_status(paths.runtime_status_file)
+        print(json.dumps(status.to_json() if status else {"state": "not running"}, indent=2))
+        return 0
+    cli: dict[str, Any] = {key: options[key] for key in SETTING_ARGS if key in options}
+    try:
+        loaded = load_settings(paths.settings_file, os.environ, cli)
+    except SettingsError as error:
+        print(f"{APP_NAME}: {error}", file=sys.stderr)
+        return 2
+    for notice in loaded.notices:
+        print(f"{APP_NAME}: {notice}", file=sys.stderr)
+    paths.create()
+
+    from desktop.headless import run_headless
+
+    # The desktop shell (tray and window) is not built yet: without --headless, run headless too.
+    with capture_signals() as stop:
+        return run_headless(loaded.settings, paths, sys.stdout, stop)

@@ -1,0 +1,124 @@
+"""`foundry-desk --headless`: the supervised runtime without tray or window, for servers and tests.
+
+It prints each change of state, and the endpoint once the model is ready, then runs until it is
+interrupted (Ctrl+C / SIGTERM), when it stops every process it started.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+from desktop.config import Settings
+from desktop.paths import AppPaths
+from desktop.runrecord import AlreadyRunning, RunRecord
+from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
+from desktop.runtime.service import RuntimeClient, runtime_spec
+from desktop.runtime.status import RuntimeState, RuntimeStatus
+from desktop.supervisor import RestartPolicy, ServiceState, ServiceStatus, Supervisor
+
+ATTACH_RECHECK_S = 5.0
+Printer = Callable[[str], None]
+
+
+def run_headless(settings: Settings, paths: AppPaths, out: TextIO, stop: threading.Event) -> int:
+    """Run until `stop` is set; returns the exit code."""
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    if settings.base_url:
+        return watch_endpoint(settings.base_url, settings.api_key, say, stop)
+    app = discover_foundry_app()
+    if app is not None and app.base_url:
+        if settings.use_foundry_service:
+            say(f"Using the Foundry Local app's service at {app.service_url}.")
+            return watch_endpoint(app.base_url, settings.api_key, say, stop)
+        say(
+            f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
+            "built-in runtime, run with --use-foundry-service."
+        )
+    cache_dir = settings.model_cache_dir or (app.cache_dir if app else None)
+    if app is not None and app.cache_dir is not None and cache_dir == app.cache_dir:
+        say(f"Sharing the Foundry Local app's model cache: {cache_dir}")
+
+    record = RunRecord(paths.run_record_file)
+    try:
+        leftovers = record.claim()
+    except AlreadyRunning as error:
+        say(f"{error} Quit it first, or use its endpoint.")
+        return 1
+    if leftovers:
+        say(f"Stopped {len(leftovers.pids)} process(es) left running by a previous run that crashed.")
+    supervisor = Supervisor(
+        runtime_spec(settings, paths, cache_dir, env=record.child_env),
+        paths.log_dir,
+        RestartPolicy(limit=settings.restart_limit, window_s=settings.restart_window_s),
+        on_spawn=record.add_child,
+        on_exit=record.remove_child,
+    )
+    supervisor.start()
+    try:
+        return report_until_stopped(supervisor, RuntimeClient(paths.runtime_status_file), say, stop)
+    finally:
+        supervisor.stop()
+        record.release()
+        say("Stopped.")
+
+
+def report_until_stopped(
+    supervisor: Supervisor,
+    client: RuntimeClient,
+    say: Printer,
+    stop: threading.Event,
+) -> int:
+    """Print what changes; 1 if the runtime host failed for good, 0 when stopped."""
+    last: tuple[object, ...] = ()
+    while not stop.wait(0.1):
+        service = supervisor.status
+        runtime = client.status()
+        if runtime is not None and runtime.pid != service.pid:
+            runtime = None  # a previous host's file, or not written yet
+        line = describe(service, runtime)
+        key = (service.state, runtime.state if runtime else None, line)
+        if key != last:
+            last = key
+            say(line)
+        if service.state is ServiceState.FAILED:
+            for tail_line in service.log_tail:
+                say(f"  | {tail_line}")
+            return 1
+    return 0
+
+
+def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
+    """The line shown for this combination of process state and runtime state."""
+    if service.state is not ServiceState.RUNNING or runtime is None:
+        detail = f": {service.message}" if service.message else ""
+        return f"runtime host {service.state.value}{detail}"
+    if runtime.state is RuntimeState.DOWNLOADING:
+        return f"downloading: {runtime.message} {runtime.progress or 0:.0f}%"
+    if runtime.state is RuntimeState.READY:
+        return (
+            f"ready: {runtime.message}\n"
+            f"  base_url: {runtime.base_url}\n"
+            f"  model:    {runtime.model_id}"
+        )
+    return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
+
+
+def watch_endpoint(base_url: str, api_key: str, say: Printer, stop: threading.Event) -> int:
+    """Attach mode: nothing to host; report whether the endpoint answers, until stopped."""
+    last = None
+    while True:
+        try:
+            models = list_endpoint_models(base_url, api_key)
+            line = f"ready: attached to {base_url}\n  base_url: {base_url}\n  models:   {', '.join(models) or 'none'}"
+        except EndpointUnreachable as error:
+            line = f"unreachable: {error}"
+        if line != last:
+            say(line)
+            last = line
+        if stop.wait(ATTACH_RECHECK_S):
+            return 0

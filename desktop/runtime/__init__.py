@@ -1,0 +1,1 @@
+"""The Foundry Local runtime: hosted in a child process, or an endpoint we attach to."""

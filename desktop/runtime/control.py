@@ -1,0 +1,91 @@
+"""The runtime host's own small HTTP API on 127.0.0.1, beside the runtime's OpenAI endpoint.
+
+    GET  /health          200 while the host and its web service answer, else 503
+    GET  /status          the published RuntimeStatus
+    GET  /models          models that can be served now: [{id, alias, source, cached, loaded}]
+    POST /models/select   {"model": alias-or-id} -> 202 and the switch runs; 404 if unknown
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+
+class ModelNotFound(LookupError):
+    """The requested model is neither registered, cached, nor in the (reachable) catalog."""
+
+
+class SwitchInProgress(RuntimeError):
+    """A model is being downloaded or loaded; one switch at a time."""
+
+
+class Controllable(Protocol):
+    """What the control API needs from the runtime host."""
+
+    def healthy(self) -> bool: ...
+
+    def status_json(self) -> dict[str, Any]: ...
+
+    def list_models(self) -> list[dict[str, Any]]: ...
+
+    def select_model(self, model: str) -> None: ...
+
+
+def serve_control(host: Controllable, port: int = 0) -> ThreadingHTTPServer:
+    """Start the control API on 127.0.0.1:`port` in a daemon thread; returns the server."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(host))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="control-api", daemon=True).start()
+    return server
+
+
+def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path == "/health":
+                ok = host.healthy()
+                self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, {"ok": ok})
+            elif self.path == "/status":
+                self._reply(HTTPStatus.OK, host.status_json())
+            elif self.path == "/models":
+                self._reply(HTTPStatus.OK, {"data": host.list_models()})
+            else:
+                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path != "/models/select":
+                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                model = json.loads(self.rfile.read(length) or b"{}").get("model")
+            except (ValueError, AttributeError):
+                model = None
+            if not isinstance(model, str) or not model.strip():
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": 'send {"model": "<alias or id>"}'})
+                return
+            try:
+                host.select_model(model.strip())
+            except ModelNotFound as error:
+                self._reply(HTTPStatus.NOT_FOUND, {"error": str(error)})
+            except SwitchInProgress as error:
+                self._reply(HTTPStatus.CONFLICT, {"error": str(error)})
+            else:
+                self._reply(HTTPStatus.ACCEPTED, host.status_json())
+
+        def _reply(self, status: HTTPStatus, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    return Handler

@@ -1,0 +1,320 @@
+"""The runtime host: a child process that runs Foundry Local in-process and serves one model.
+
+It binds the runtime's OpenAI-compatible web service to 127.0.0.1 on the pinned port (or a free
+one when that is busy; it never touches a server it did not start), makes a model ready (your own
+model folder, a registered or cached model, or a catalog download with progress), and publishes
+every step to the status file and its control API. It exits when asked (SIGTERM/SIGINT) or when
+the app that started it is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop import APP_NAME, compat
+from desktop.probe import http_ok, port_is_free
+from desktop.runtime.control import ModelNotFound, SwitchInProgress, serve_control
+from desktop.runtime.status import RuntimeState, RuntimeStatus, write_status
+
+log = logging.getLogger(__name__)
+
+BYO_SUFFIX = "-generic-cpu:1"
+"""Own model folders are registered as `<folder name><BYO_SUFFIX>`; the alias is the folder name."""
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    """What the supervisor tells the host (all from the app's settings and folders)."""
+
+    status_file: Path
+    port: int
+    model: str
+    model_path: Path | None
+    model_cache_dir: Path
+    data_dir: Path
+    log_dir: Path
+    allow_download: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model the host found for a request, and which catalog it belongs to."""
+
+    model: Any  # foundry_local_sdk.IModel
+    local: bool
+
+
+def byo_model_id(folder: Path) -> str:
+    """The id under which a model folder of the user's own is registered."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", folder.resolve().name.lower()).strip("-.") or "model"
+    return name + BYO_SUFFIX
+
+
+class RuntimeHost:
+    """Owns the Foundry Local manager of this process and the one model being served."""
+
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self._status = RuntimeStatus(RuntimeState.STARTING, message="Starting the model runtime")
+        self._status_lock = threading.Lock()
+        self._switch_lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._manager: Any = None
+        self._current: Candidate | None = None
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self, **changes: Any) -> RuntimeStatus:
+        with self._status_lock:
+            self._status = self._status.but(**changes)
+            write_status(self.options.status_file, self._status)
+            status = self._status
+        log.info("runtime %s %s", status.state.value, status.message)
+        return status
+
+    def status_json(self) -> dict[str, Any]:
+        with self._status_lock:
+            return self._status.to_json()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        """Serve until `stop` is set. Returns the process exit code."""
+        control = serve_control(self)
+        self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
+        try:
+            self._start_runtime()
+        except Exception as error:
+            self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
+            control.shutdown()
+            return 1
+        if not stop.is_set():
+            initial = str(self.options.model_path) if self.options.model_path else self.options.model
+            self._activate(initial, on_missing=RuntimeState.NO_MODEL)
+        stop.wait()
+        self._cancel.set()
+        control.shutdown()
+        return 0
+
+    def close(self) -> None:
+        """Release the runtime (unloads the model); the status file says STOPPED."""
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+        self.publish(state=RuntimeState.STOPPED, message="The model runtime stopped", base_url=None)
+
+    def _start_runtime(self) -> None:
+        from foundry_local_sdk import Configuration, FoundryLocalManager
+
+        port = self.options.port
+        if port and not port_is_free(port):
+            log.warning("port %d is busy; using a free port instead", port)
+            port = 0
+        for folder in (self.options.model_cache_dir, self.options.data_dir, self.options.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        config = Configuration(
+            app_name=APP_NAME,
+            app_data_dir=str(self.options.data_dir),
+            model_cache_dir=str(self.options.model_cache_dir),
+            logs_dir=str(self.options.log_dir),
+            disable_nonessential_telemetry=True,
+            web=Configuration.WebService(urls=f"http://127.0.0.1:{port}"),
+        )
+        FoundryLocalManager.initialize(config)
+        self._manager = FoundryLocalManager.instance
+        self._manager.start_web_service()
+        service_url = self._manager.urls[0].rstrip("/")
+        busy = self.options.port and port != self.options.port
+        note = f" (port {self.options.port} was busy)" if busy else ""
+        self.publish(service_url=service_url, message=f"Model runtime listening on {service_url}{note}")
+
+    # -- health and models ----------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """The control API answers (we are here) and so does the runtime's own web service."""
+        with self._status_lock:
+            service_url = self._status.service_url
+        return service_url is None or http_ok(f"{service_url}/status", timeout_s=2.0)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Registered models of your own, and catalog models already downloaded."""
+        if self._manager is None:
+            return []
+        from foundry_local_sdk import CatalogType
+
+        current = self._current.model.id if self._current else None
+        found: list[dict[str, Any]] = []
+        for local, models in (
+            (True, self._manager.get_catalog(CatalogType.LOCAL).list_models()),
+            (False, self._manager.catalog.get_cached_models()),
+        ):
+            for model in models:
+                found.append(
+                    {
+                        "id": model.id,
+                        "alias": model.alias,
+                        "source": "local" if local else "catalog",
+                        "cached": True,
+                        "loaded": model.id == current,
+                    }
+                )
+        return found
+
+    def select_model(self, name: str) -> None:
+        """Switch to `name` (alias, id or folder). Raises at once if unknown; loads in the background."""
+        if not self._switch_lock.acquire(blocking=False):
+            raise SwitchInProgress("A model is being prepared; try again when it is ready.")
+        try:
+            candidate = self._find(name)
+        except BaseException:
+            self._switch_lock.release()
+            raise
+        if candidate is None:
+            self._switch_lock.release()
+            raise ModelNotFound(self._not_found_message(name))
+        if self._current and candidate.model.id == self._current.model.id:
+            self.publish(state=RuntimeState.READY, message=f"{candidate.model.alias} is ready")
+            self._switch_lock.release()
+            return
+
+        def switch() -> None:
+            try:
+                self._make_ready(candidate, on_failure=RuntimeState.READY)
+            finally:
+                self._switch_lock.release()
+
+        threading.Thread(target=switch, name="switch-model", daemon=True).start()
+
+    def _activate(self, name: str, on_missing: RuntimeState) -> None:
+        with self._switch_lock:
+            self.publish(state=RuntimeState.STARTING, message=f"Looking for model {name}")
+            candidate = self._find(name)
+            if candidate is None:
+                self.publish(state=on_missing, message=self._not_found_message(name))
+                return
+            self._make_ready(candidate, on_failure=RuntimeState.NO_MODEL)
+
+    def _find(self, name: str) -> Candidate | None:
+        from foundry_local_sdk import CatalogType, ModelInfoBuilder
+
+        local = self._manager.get_catalog(CatalogType.LOCAL)
+        folder = Path(name).expanduser()
+        if folder.is_dir():
+            model_id = byo_model_id(folder)
+            model = local.get_model_variant(model_id)
+            if model is not None and Path(model.get_path()).resolve() != folder.resolve():
+                local.unregister_model(model_id)  # the same name now points elsewhere
+                model = None
+            if model is None:
+                with ModelInfoBuilder() as info:
+                    info.set_string_property("task", "chat-completion")
+                    model = local.register_model(model_path=folder, model_id=model_id, metadata=info)
+            return Candidate(model, local=True)
+        for catalog, is_local in ((local, True), (self._manager.catalog, False)):
+            model = catalog.get_model_variant(name) if ":" in name else catalog.get_model(name)
+            if model is not None:
+                return Candidate(model, local=is_local)
+        return None
+
+    def _not_found_message(self, name: str) -> str:
+        return (
+            f"No model available: {name!r} is not downloaded, not a model folder, and the model "
+            "catalog could not be reached (offline?). Connect to the internet once to download it, "
+            "or point FOUNDRY_DESK_MODEL_PATH (--model-path) to a model folder of your own."
+        )
+
+    def _make_ready(self, candidate: Candidate, on_failure: RuntimeState) -> None:
+        model = candidate.model
+        if not model.is_cached:
+            if not self.options.allow_download:
+                self.publish(
+                    state=on_failure,
+                    message=f"{model.alias} is not downloaded, and downloads are off (allow_download).",
+                )
+                return
+            if not self._download(model, on_failure):
+                return
+        previous = self._current
+        self.publish(state=RuntimeState.LOADING, progress=None, message=f"Loading {model.alias}")
+        try:
+            if previous is not None:
+                previous.model.unload()
+            model.load()
+        except Exception as error:
+            message = f"Could not load {model.alias}: {error}"
+            if previous is not None:
+                previous.model.load()
+                self.publish(state=RuntimeState.READY, message=message)
+            else:
+                self.publish(state=on_failure, message=message)
+            return
+        self._current = candidate
+        self.publish(
+            state=RuntimeState.READY,
+            message=f"{model.alias} is ready",
+            base_url=self._base_url(candidate),
+            model_id=model.id,
+            model_alias=model.alias,
+        )
+
+    def _download(self, model: Any, on_failure: RuntimeState) -> bool:
+        self.publish(state=RuntimeState.DOWNLOADING, progress=0.0, message=f"Downloading {model.alias}")
+
+        def progress(percent: float) -> None:
+            self.publish(progress=round(max(0.0, min(100.0, percent)), 1))
+
+        try:
+            model.download(progress_callback=progress, cancel_event=self._cancel)
+        except Exception as error:
+            self.publish(
+                state=on_failure,
+                progress=None,
+                message=f"Download of {model.alias} failed: {error}. Check the connection and try again; "
+                "what was downloaded is kept.",
+            )
+            return False
+        return True
+
+    def _base_url(self, candidate: Candidate) -> str:
+        with self._status_lock:
+            service_url = self._status.service_url
+        return f"{service_url}/catalogs/local/v1" if candidate.local else f"{service_url}/v1"
+
+
+def parse_args(argv: Sequence[str]) -> HostOptions:
+    parser = argparse.ArgumentParser(prog=f"{APP_NAME} runtime-host")
+    parser.add_argument("--status-file", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--model-path", type=Path)
+    parser.add_argument("--model-cache-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--no-download", dest="allow_download", action="store_false")
+    args = parser.parse_args(argv)
+    return HostOptions(**vars(args))
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of the `runtime-host` mode."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    options = parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    compat.exit_with_parent(os.getppid(), stop.set)
+    host = RuntimeHost(options)
+    try:
+        return host.run(stop)
+    finally:
+        host.close()

@@ -1,0 +1,124 @@
+"""The app's side of the runtime host: how to start it, how to tell it is healthy, how to talk to it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop.config import Settings
+from desktop.paths import AppPaths, self_command
+from desktop.probe import http_get_json, http_ok, http_post_json
+from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
+from desktop.supervisor import ServiceSpec
+
+SERVICE_NAME = "runtime"
+SETTLED = frozenset({RuntimeState.READY, RuntimeState.NO_MODEL, RuntimeState.FAILED})
+"""States in which the runtime waits for the user rather than working towards READY."""
+
+
+def runtime_spec(
+    settings: Settings,
+    paths: AppPaths,
+    model_cache_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ServiceSpec:
+    """The supervised runtime host for these settings."""
+    status_file = paths.runtime_status_file
+    command = self_command(
+        "runtime-host",
+        "--status-file", str(status_file),
+        "--port", str(settings.runtime_port),
+        "--model", settings.model,
+        "--model-cache-dir", str(model_cache_dir or settings.model_cache_dir or paths.model_cache_dir),
+        "--data-dir", str(paths.data_dir / "runtime"),
+        "--log-dir", str(paths.log_dir / "runtime"),
+    )  # fmt: skip
+    if settings.model_path is not None:
+        command += ["--model-path", str(settings.model_path)]
+    if not settings.allow_download:
+        command.append("--no-download")
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        command=command,
+        probe=lambda pid: host_answers(status_file, pid),
+        # CI=true turns the runtime's telemetry upload off: a private app sends nothing out.
+        env={**(env or {}), "CI": "true"},
+        start_timeout_s=30.0,
+        stop_timeout_s=5.0,
+    )
+
+
+def host_answers(status_file: Path, pid: int) -> bool:
+    """The host with this pid published its control API, and that API says it is healthy."""
+    status = read_status(status_file)
+    if status is None or status.pid != pid or status.control_url is None:
+        return False
+    return http_ok(f"{status.control_url}/health", timeout_s=3.0)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the runtime can serve now."""
+
+    id: str
+    alias: str
+    source: str
+    """"local" (a folder of your own) or "catalog" (downloaded from the Foundry catalog)."""
+    loaded: bool
+
+
+class RuntimeRequestError(RuntimeError):
+    """The runtime host refused a request; the message says why and what to do."""
+
+
+class RuntimeClient:
+    """Reads the published status and calls the host's control API."""
+
+    def __init__(self, status_file: Path) -> None:
+        self.status_file = status_file
+
+    def status(self) -> RuntimeStatus | None:
+        return read_status(self.status_file)
+
+    def models(self) -> list[ModelEntry]:
+        data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0)
+        return [ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"])) for m in data["data"]]
+
+    def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
+        """Switch the served model and wait until the switch has settled; returns the final status."""
+        before = self.status()
+        try:
+            http_post_json(f"{self._control_url()}/models/select", {"model": model}, timeout_s=15.0)
+        except urllib.error.HTTPError as error:
+            raise RuntimeRequestError(_error_message(error)) from None
+        since = before.updated_at if before else 0.0
+        return self.wait(lambda s: s.state in SETTLED and s.updated_at > since, timeout_s)
+
+    def wait(self, predicate: Any, timeout_s: float) -> RuntimeStatus:
+        """Poll the status file until `predicate(status)` holds; raises TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.status()
+            if status is not None and predicate(status):
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runtime status still {status.state.value if status else 'missing'}")
+            time.sleep(0.05)
+
+    def _control_url(self) -> str:
+        status = self.status()
+        if status is None or status.control_url is None:
+            raise RuntimeRequestError("The model runtime is not running.")
+        return status.control_url
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(error.read())["error"])
+    except (ValueError, KeyError, OSError):
+        return f"HTTP {error.code}"

@@ -1,0 +1,75 @@
+"""The runtime's published state: one small JSON file that the app and other tools can read.
+
+The runtime host writes it at every change; `GET /status` on its control port returns the same.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from desktop.files import read_json, write_json_atomic
+
+
+class RuntimeState(enum.Enum):
+    STARTING = "starting"
+    DOWNLOADING = "downloading"
+    LOADING = "loading"
+    READY = "ready"
+    NO_MODEL = "no_model"
+    """Alive and answering, but there is no model to serve; `message` says what to do."""
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """What the runtime is doing, and where to reach it."""
+
+    state: RuntimeState
+    message: str = ""
+    progress: float | None = None
+    """Download progress in percent, while DOWNLOADING."""
+    base_url: str | None = None
+    """OpenAI-compatible base URL (ends in /v1) of the current model, once READY."""
+    model_id: str | None = None
+    model_alias: str | None = None
+    service_url: str | None = None
+    """Root URL of the runtime's web service (its real port)."""
+    control_url: str | None = None
+    """The host's own routes: /health, /status, /models, /models/select."""
+    pid: int = field(default_factory=os.getpid)
+    updated_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> RuntimeStatus | None:
+        """Parse a status; None for anything malformed (a reader must never crash on it)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+            known["state"] = RuntimeState(data["state"])
+            return cls(**known)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def but(self, **changes: Any) -> RuntimeStatus:
+        """A copy with `changes`, stamped now."""
+        return replace(self, updated_at=time.time(), **changes)
+
+
+def write_status(path: Path, status: RuntimeStatus) -> None:
+    write_json_atomic(path, status.to_json())
+
+
+def read_status(path: Path) -> RuntimeStatus | None:
+    return RuntimeStatus.from_json(read_json(path))

@@ -1,0 +1,196 @@
+"""The real runtime host serving real (tiny) models, driven through the real supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from desktop.config import Settings
+from desktop.paths import AppPaths
+from desktop.probe import http_ok
+from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
+from desktop.runtime.status import RuntimeState, RuntimeStatus
+from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
+from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
+
+
+@dataclass
+class Runtime:
+    supervisor: Supervisor
+    client: RuntimeClient
+    paths: AppPaths
+
+    def ready(self, timeout_s: float = 30.0) -> RuntimeStatus:
+        """Wait until the current host process has published READY."""
+        self.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
+        return self.client.wait(
+            lambda s: s.state is RuntimeState.READY and s.pid == self.supervisor.status.pid, timeout_s
+        )
+
+    def openai(self) -> openai.OpenAI:
+        status = self.ready()
+        return openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # type: ignore[type-arg]
+    started: list[Supervisor] = []
+
+    def start(settings: Settings) -> Runtime:
+        paths = AppPaths.under(tmp_path_factory.mktemp("app")).create()
+        supervisor = Supervisor(
+            runtime_spec(settings, paths),
+            paths.log_dir,
+            RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2),
+        )
+        started.append(supervisor)
+        supervisor.start()
+        return Runtime(supervisor, RuntimeClient(paths.runtime_status_file), paths)
+
+    yield start
+    for supervisor in started:
+        supervisor.stop()
+
+
+@pytest.fixture(scope="module")
+def runtime(runtime_factory, tiny_models: TinyModels) -> Runtime:  # type: ignore[no-untyped-def]
+    """One host shared by the tests that do not disturb it."""
+    return runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
+
+
+def chat(client: openai.OpenAI, model: str, prompt: str = "Hi there") -> str:
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=32
+    )
+    return reply.choices[0].message.content or ""
+
+
+def test_openai_client_lists_and_chats_streamed_and_not(runtime: Runtime) -> None:
+    status = runtime.ready()
+    client = runtime.openai()
+    assert status.model_id in [model.id for model in client.models.list()]
+
+    assert chat(client, status.model_id or "") == ALPHA_ANSWER
+
+    stream = client.chat.completions.create(
+        model=status.model_id or "",
+        messages=[{"role": "user", "content": "Stream please"}],
+        max_tokens=32,
+        stream=True,
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == ALPHA_ANSWER
+    assert len([p for p in pieces if p]) > 1, "the answer arrived in one piece, not streamed"
+
+
+def test_bad_requests_get_clear_errors_and_the_host_stays_healthy(runtime: Runtime) -> None:
+    status = runtime.ready()
+    client = runtime.openai()
+
+    with pytest.raises(openai.NotFoundError):
+        chat(client, "no-such-model-generic-cpu:1")
+    too_long = "tell me more " * 400  # far over the tiny model's 512-token context
+    with pytest.raises(openai.BadRequestError) as raised:
+        chat(client, status.model_id or "", too_long)
+    assert "context length" in str(raised.value)
+    with pytest.raises(openai.APIError):
+        list(
+            client.chat.completions.create(
+                model=status.model_id or "",
+                messages=[{"role": "user", "content": too_long}],
+                max_tokens=32,
+                stream=True,
+            )
+        )
+
+    assert chat(client, status.model_id or "") == ALPHA_ANSWER
+    assert runtime.supervisor.status.state is ServiceState.RUNNING
+    assert runtime.supervisor.status.restarts == 0
+
+
+def test_switching_models(runtime: Runtime, tiny_models: TinyModels) -> None:
+    first = runtime.ready()
+    switched = runtime.client.select(str(tiny_models.beta))
+    assert switched.state is RuntimeState.READY and switched.model_alias == "beta"
+    client = runtime.openai()
+    assert chat(client, switched.model_id or "") == BETA_ANSWER
+
+    listed = {model.alias: model for model in runtime.client.models()}
+    assert listed["beta"].loaded and not listed["alpha"].loaded
+
+    back = runtime.client.select("alpha")  # by alias, now that it is registered
+    assert back.model_id == first.model_id
+    assert chat(client, first.model_id or "") == ALPHA_ANSWER
+
+
+def test_switching_to_an_unknown_model_is_refused_and_keeps_the_current_one(runtime: Runtime) -> None:
+    before = runtime.ready()
+    with pytest.raises(RuntimeRequestError, match="No model available"):
+        runtime.client.select("no-such-model")
+    after = runtime.client.status()
+    assert after is not None and after.state is RuntimeState.READY and after.model_id == before.model_id
+
+
+def test_busy_default_port_falls_back_and_publishes_the_real_url(runtime_factory, tiny_models) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy_port = squatter.getsockname()[1]
+        runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=busy_port))
+        status = runtime.ready()
+
+        assert f":{busy_port}/" not in (status.base_url or "")
+        assert chat(runtime.openai(), status.model_id or "") == ALPHA_ANSWER
+        # The server we did not start is untouched.
+        with socket.create_connection(("127.0.0.1", busy_port), timeout=2):
+            pass
+        runtime.supervisor.stop()
+
+
+def test_killed_host_is_restarted_and_the_endpoint_answers_again(runtime_factory, tiny_models) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=port))
+    first = runtime.ready()
+    os.kill(first.pid, signal.SIGKILL)
+
+    runtime.supervisor.wait_until(lambda s: s.pid != first.pid and s.state is ServiceState.RUNNING, 30)
+    again = runtime.ready()
+    assert again.pid != first.pid
+    assert again.base_url == first.base_url, "the pinned port was not reused after the restart"
+    assert chat(runtime.openai(), again.model_id or "") == ALPHA_ANSWER
+    runtime.supervisor.stop()
+
+
+def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factory) -> None:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    runtime = runtime_factory(Settings(model="phi-4-mini", allow_download=False, runtime_port=free_port()))
+    runtime.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=30)
+    status = runtime.client.wait(lambda s: s.state is RuntimeState.NO_MODEL, timeout_s=20)
+
+    assert time.monotonic() - started < 20
+    assert "phi-4-mini" in status.message
+    assert "FOUNDRY_DESK_MODEL_PATH" in status.message or "downloads are off" in status.message
+    # Alive and answering: the user can still point it at a model.
+    assert runtime.supervisor.status.state is ServiceState.RUNNING
+    assert http_ok(f"{status.control_url}/health")
+    runtime.supervisor.stop()
+
+
+def test_stop_leaves_no_runtime_process_and_says_stopped(runtime_factory, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
+    status = runtime.ready()
+    runtime.supervisor.stop()
+
+    final = runtime.client.status()
+    assert final is not None and final.state is RuntimeState.STOPPED
+    assert not http_ok(f"{status.control_url}/health")
+    with pytest.raises(openai.APIConnectionError):
+        chat(openai.OpenAI(base_url=status.base_url, api_key="x", max_retries=0), status.model_id or "")
