@@ -102,14 +102,7 @@ def load_settings(
         **_coerce_all(from_env, lambda key: env_name(key)),
         **_coerce_all(from_cli, lambda key: "--" + key.replace("_", "-")),
     }
-    merged = ChainMap(explicit, file_values)
-    try:
-        return LoadedSettings(Settings(**merged), tuple(notices))
-    except SettingsError as error:
-        if not file_values:
-            raise
-        notices.append(f"{settings_file}: {error}; the file's values were ignored, defaults used.")
-        return LoadedSettings(Settings(**explicit), tuple(notices))
+    return LoadedSettings(Settings(**ChainMap(explicit, file_values)), tuple(notices))
 
 
 def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
@@ -152,9 +145,12 @@ def _coerce_file_values(values: dict[str, Any], path: Path, notices: list[str]) 
             notices.append(f"{path}: unknown setting {key!r} ignored.")
             continue
         try:
-            result[key] = coerce(key, raw)
+            value = coerce(key, raw)
+            Settings(**{key: value})  # range checks, one key at a time
         except SettingsError as error:
             notices.append(f"{path}: {key}: {error}; default used.")
+        else:
+            result[key] = value
     return result
 
 

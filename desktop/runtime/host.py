@@ -71,6 +71,8 @@ class RuntimeHost:
         self._cancel = threading.Event()
         self._manager: Any = None
         self._current: Candidate | None = None
+        self._catalog_known = threading.Event()
+        self._catalog_asked = threading.Lock()
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -106,12 +108,20 @@ class RuntimeHost:
         control.shutdown()
         return 0
 
-    def close(self) -> None:
-        """Release the runtime (unloads the model); the status file says STOPPED."""
-        if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Release the runtime (unloads the model); the status file says STOPPED.
+
+        Closing waits for native calls in flight; an offline catalog fetch can take seconds, and
+        quitting must not, so past `timeout_s` the process exits without waiting.
+        """
+        manager, self._manager = self._manager, None
+        closer = threading.Thread(target=manager.close if manager else lambda: None, daemon=True)
+        closer.start()
+        closer.join(timeout_s)
         self.publish(state=RuntimeState.STOPPED, message="The model runtime stopped", base_url=None)
+        if closer.is_alive():
+            log.warning("the runtime did not close within %.1f s; exiting anyway", timeout_s)
+            os._exit(0)
 
     def _start_runtime(self) -> None:
         from foundry_local_sdk import Configuration, FoundryLocalManager
@@ -146,18 +156,27 @@ class RuntimeHost:
             service_url = self._status.service_url
         return service_url is None or http_ok(f"{service_url}/status", timeout_s=2.0)
 
+    def _learn_catalog(self) -> None:
+        """Fetch the public catalog once, off the request path: offline that costs seconds."""
+        self._manager.catalog.get_cached_models()
+        self._catalog_known.set()
+
     def list_models(self) -> list[dict[str, Any]]:
-        """Registered models of your own, and catalog models already downloaded."""
+        """Registered models of your own, and catalog models already downloaded.
+
+        Never waits on the network: until the catalog has been fetched (or failed to be, when
+        offline), only the models of your own are listed.
+        """
         if self._manager is None:
             return []
         from foundry_local_sdk import CatalogType
 
         current = self._current.model.id if self._current else None
         found: list[dict[str, Any]] = []
-        for local, models in (
-            (True, self._manager.get_catalog(CatalogType.LOCAL).list_models()),
-            (False, self._manager.catalog.get_cached_models()),
-        ):
+        if self._catalog_asked.acquire(blocking=False):  # the first listing starts the fetch
+            threading.Thread(target=self._learn_catalog, name="catalog", daemon=True).start()
+        catalog = self._manager.catalog.get_cached_models() if self._catalog_known.is_set() else []
+        for local, models in ((True, self._manager.get_catalog(CatalogType.LOCAL).list_models()), (False, catalog)):
             for model in models:
                 found.append(
                     {

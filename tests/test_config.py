@@ -1,0 +1,113 @@
+"""Settings: one precedence order, and a broken settings file never costs the user anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from desktop.config import DEFAULT_MODEL, Settings, SettingsError, load_settings
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob("settings.toml.broken-*"))
+
+
+def test_defaults_without_any_source(tmp_path: Path) -> None:
+    loaded = load_settings(tmp_path / "settings.toml", environ={}, cli={})
+    assert loaded.settings == Settings()
+    assert loaded.settings.model == DEFAULT_MODEL and loaded.notices == ()
+
+
+def test_command_line_beats_environment_beats_file(tmp_path: Path) -> None:
+    settings_file = write(
+        tmp_path / "settings.toml",
+        'model = "from-file"\nruntime_port = 6001\nallow_download = false\nlog_level = "debug"\n',
+    )
+    environ = {"MODEL": "from-env", "FOUNDRY_DESK_RUNTIME_PORT": "6002", "API_KEY": "k"}
+    loaded = load_settings(settings_file, environ=environ, cli={"model": "from-cli"})
+
+    assert loaded.settings.model == "from-cli"
+    assert loaded.settings.runtime_port == 6002
+    assert loaded.settings.allow_download is False
+    assert loaded.settings.log_level == "debug"
+    assert loaded.settings.api_key == "k"
+    assert loaded.notices == ()
+
+
+def test_samples_variable_names_and_typed_values(tmp_path: Path) -> None:
+    environ = {
+        "BASE_URL": "http://127.0.0.1:9/v1",
+        "FOUNDRY_DESK_MODEL_PATH": "~/models/mine",
+        "FOUNDRY_DESK_USE_FOUNDRY_SERVICE": "yes",
+    }
+    settings = load_settings(tmp_path / "none.toml", environ=environ).settings
+    assert settings.base_url == "http://127.0.0.1:9/v1"
+    assert settings.model_path == Path("~/models/mine").expanduser()
+    assert settings.use_foundry_service is True
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('model = "unterminated\n', "is not valid TOML"),
+        (b"model = '\xff\xfe'\n", "could not be read"),
+    ],
+    ids=["bad-toml", "not-utf8"],
+)
+def test_broken_file_is_kept_aside_and_defaults_are_used(
+    tmp_path: Path, content: str | bytes, problem: str
+) -> None:
+    settings_file = write(tmp_path / "settings.toml", content)
+    loaded = load_settings(settings_file, environ={"MODEL": "from-env"})
+
+    assert loaded.settings == Settings(model="from-env")
+    [notice] = loaded.notices
+    assert problem in notice and "defaults are used" in notice
+    [backup] = backups(tmp_path)
+    assert backup.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+    assert not settings_file.exists()
+
+
+def test_unreadable_file_is_moved_aside(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").mkdir()  # unreadable as a file, even for root
+    loaded = load_settings(tmp_path / "settings.toml", environ={})
+    assert loaded.settings == Settings()
+    assert "could not be read" in loaded.notices[0]
+    assert len(backups(tmp_path)) == 1
+
+
+def test_bad_values_in_the_file_fall_back_one_by_one(tmp_path: Path) -> None:
+    settings_file = write(
+        tmp_path / "settings.toml",
+        'model = "mine"\nruntime_port = "eighty"\ncolour = "blue"\n',
+    )
+    loaded = load_settings(settings_file, environ={})
+    assert loaded.settings.model == "mine"
+    assert loaded.settings.runtime_port == Settings().runtime_port
+    assert any("runtime_port" in n and "whole number" in n for n in loaded.notices)
+    assert any("unknown setting 'colour'" in n for n in loaded.notices)
+    assert settings_file.exists(), "a readable file with one bad value must not be moved"
+
+
+def test_out_of_range_value_in_the_file_is_ignored_with_a_notice(tmp_path: Path) -> None:
+    settings_file = write(tmp_path / "settings.toml", "runtime_port = 70000\n")
+    loaded = load_settings(settings_file, environ={})
+    assert loaded.settings.runtime_port == Settings().runtime_port
+    assert "between 0 and 65535" in loaded.notices[0]
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FOUNDRY_DESK_RUNTIME_PORT='abc': expected a whole number"):
+        load_settings(tmp_path / "settings.toml", environ={"FOUNDRY_DESK_RUNTIME_PORT": "abc"})
+    with pytest.raises(SettingsError, match="log_level must be one of"):
+        load_settings(tmp_path / "settings.toml", environ={"FOUNDRY_DESK_LOG_LEVEL": "loud"})

@@ -1,0 +1,230 @@
+"""`foundry-desk --headless` as a user runs it: a real process, real children, real signals."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import psutil
+import pytest
+
+from desktop.paths import AppPaths
+from desktop.probe import wait_for
+from desktop.runtime.status import read_status
+from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
+
+pytestmark = pytest.mark.usefixtures("no_leftover_children")
+
+
+class Headless:
+    """One `python -m desktop --headless` process whose output lines we can wait for."""
+
+    def __init__(self, home: Path, env: dict[str, str], *args: str) -> None:
+        self.home = home
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "desktop", "--headless", *args],
+            env={**os.environ, "FOUNDRY_DESK_HOME": str(home), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.stderr = ""
+        self.exit_code: int | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
+        deadline = timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=deadline)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}; saw {self.seen}") from None
+            self.seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def endpoint(self) -> tuple[str, str]:
+        base_url = self.wait_for_line(r"base_url: (\S+)").group(1)
+        model = self.wait_for_line(r"model: +(\S+)").group(1)
+        return base_url, model
+
+    def host_pid(self) -> int:
+        status = read_status(AppPaths.under(self.home).runtime_status_file)
+        assert status is not None
+        return status.pid
+
+    def finish(self, signum: int | None = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        """Signal the process (None: let it exit by itself), wait for it (killing it past the
+        timeout), and keep all its output."""
+        if self.exit_code is not None:
+            return self.exit_code
+        if signum is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            self.exit_code = self.process.wait(timeout=timeout_s)
+        finally:
+            self.process.kill()
+            self.process.wait()
+            self._reader.join(timeout=5)
+            while not self.lines.empty():
+                self.seen.append(self.lines.get())
+            assert self.process.stderr is not None and self.process.stdout is not None
+            self.stderr = self.process.stderr.read()
+            self.process.stderr.close()
+            self.process.stdout.close()
+        return self.exit_code if self.exit_code is not None else -1
+
+
+@pytest.fixture
+def headless(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    started: list[Headless] = []
+
+    def start(env: dict[str, str], *args: str, home: Path | None = None) -> Headless:
+        app = Headless(home or tmp_path / f"home{len(started)}", env, *args)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.finish(signal.SIGKILL)
+
+
+def serving(models: TinyModels) -> dict[str, str]:
+    return {"FOUNDRY_DESK_MODEL_PATH": str(models.alpha), "FOUNDRY_DESK_RUNTIME_PORT": str(free_port())}
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def chat(base_url: str, model: str) -> str:
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello?"}], max_tokens=32
+    )
+    return reply.choices[0].message.content or ""
+
+
+def test_prints_the_endpoint_serves_it_and_quits_cleanly(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+    app = headless(serving(tiny_models))
+    base_url, model = app.endpoint()
+    assert base_url.startswith("http://127.0.0.1:")
+    assert chat(base_url, model) == ALPHA_ANSWER
+    host = app.host_pid()
+
+    assert app.finish(signal.SIGTERM) == 0
+    assert "Stopped." in app.seen
+    assert gone(host)
+    assert not AppPaths.under(app.home).run_record_file.exists()
+
+
+def test_killing_the_app_takes_the_runtime_with_it(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+    app = headless(serving(tiny_models))
+    app.endpoint()
+    host = app.host_pid()
+
+    app.finish(signal.SIGKILL)
+    assert wait_for(lambda: gone(host), timeout_s=5), "runtime host outlived the app"
+
+
+def test_a_second_instance_refuses_to_start(headless, tiny_models: TinyModels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = headless(serving(tiny_models), home=tmp_path / "shared")
+    first.endpoint()
+    second = headless(serving(tiny_models), home=tmp_path / "shared")
+    second.wait_for_line(r"already running \(pid \d+\)")
+    assert second.finish(signum=None) == 1
+    assert first.process.poll() is None
+
+
+def test_corrupt_settings_are_reported_and_the_app_still_serves(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    settings_file = AppPaths.under(home).settings_file
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text("model = [unclosed\n")
+    app = headless(serving(tiny_models), home=home)
+    base_url, model = app.endpoint()
+    assert chat(base_url, model) == ALPHA_ANSWER
+    app.finish()
+    assert "is not valid TOML" in app.stderr and "defaults are used" in app.stderr
+    assert len(list(settings_file.parent.glob("settings.toml.broken-*"))) == 1
+
+
+def test_attach_mode_uses_base_url_and_hosts_nothing(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+    server = headless(serving(tiny_models))
+    base_url, model = server.endpoint()
+
+    attached = headless({"BASE_URL": base_url, "API_KEY": "secret"})
+    attached.wait_for_line(r"ready: attached to " + re.escape(base_url))
+    attached.wait_for_line(r"models: +.*" + re.escape(model))
+    assert psutil.Process(attached.process.pid).children() == []
+    assert attached.finish() == 0
+
+
+def test_attach_to_a_dead_endpoint_says_what_to_do(headless) -> None:  # type: ignore[no-untyped-def]
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    app = headless({"BASE_URL": dead})
+    line = app.wait_for_line(r"unreachable: .*").group(0)
+    assert f"Cannot reach {dead}/models" in line and "unset BASE_URL" in line
+    assert app.finish() == 0
+
+
+def fake_foundry_cli(folder: Path, service_url: str, cache_dir: Path) -> dict[str, str]:
+    """A `foundry` command on PATH that answers like the Foundry Local app's CLI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "foundry"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        f'  "service status") echo "🟢 Model management service is running on {service_url}/openai/status";;\n'
+        f'  "cache location") echo "💾 Cache directory path: {cache_dir}";;\n'
+        '  *) echo "unknown command" >&2; exit 1;;\n'
+        "esac\n"
+    )
+    script.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_foundry_app_is_offered_and_its_model_cache_reused(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cache = tmp_path / "foundry-cache"
+    cache.mkdir()
+    cli = fake_foundry_cli(tmp_path / "bin", f"http://127.0.0.1:{free_port()}", cache)
+    app = headless({**serving(tiny_models), **cli})
+
+    app.wait_for_line(r"A Foundry Local service is running at http://127\.0\.0\.1:\d+\. .*--use-foundry-service")
+    app.wait_for_line(r"Sharing the Foundry Local app's model cache: " + re.escape(str(cache)))
+    base_url, model = app.endpoint()
+    assert chat(base_url, model) == ALPHA_ANSWER
+    assert (cache / "foundry.local.modelinfo.json").exists(), "the shared cache was not used"
+
+
+def test_use_foundry_service_attaches_to_the_running_service(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The 'Foundry Local app' here is a real Foundry Local runtime, started by another instance."""
+    server = headless(serving(tiny_models))
+    base_url, _ = server.endpoint()
+    service_url = base_url.split("/catalogs/")[0]
+    cli = fake_foundry_cli(tmp_path / "bin", service_url, tmp_path)
+
+    app = headless(cli, "--use-foundry-service")
+    app.wait_for_line(r"Using the Foundry Local app's service at " + re.escape(service_url))
+    app.wait_for_line(r"ready: attached to " + re.escape(service_url + "/v1"))
+    assert psutil.Process(app.process.pid).children() == []
