@@ -28,14 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--headless", action="store_true", help="run the model runtime only, print its endpoint")
+    parser.add_argument(
+        "--headless", action="store_true", help="run the model runtime only, print its endpoint"
+    )
     parser.add_argument("--status", action="store_true", help="print the runtime's published status and exit")
-    parser.add_argument("--model", help=f"catalog alias or model id to serve (env MODEL; default {DEFAULT_MODEL})")
-    parser.add_argument("--model-path", help="a model folder of your own to serve (ONNX Runtime GenAI format)")
-    parser.add_argument("--base-url", help="use this OpenAI-compatible endpoint instead of hosting (env BASE_URL)")
+    parser.add_argument(
+        "--model", help=f"catalog alias or model id to serve (env MODEL; default {DEFAULT_MODEL})"
+    )
+    parser.add_argument(
+        "--model-path", help="a model folder of your own to serve (ONNX Runtime GenAI format)"
+    )
+    parser.add_argument(
+        "--base-url", help="use this OpenAI-compatible endpoint instead of hosting (env BASE_URL)"
+    )
     parser.add_argument("--api-key", help="key for --base-url (env API_KEY)")
     parser.add_argument(
-        "--runtime-port", type=int, help=f"pinned port of the built-in runtime (default {DEFAULT_RUNTIME_PORT})"
+        "--runtime-port",
+        type=int,
+        help=f"pinned port of the built-in runtime (default {DEFAULT_RUNTIME_PORT})",
     )
     parser.add_argument(
         "--no-download", dest="allow_download", action="store_false", help="never download a model"

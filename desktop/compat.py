@@ -8,6 +8,7 @@ is the equivalent on macOS and Windows (see `exit_with_parent`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -28,7 +29,7 @@ _PR_SET_PDEATHSIG = 1
 def child_popen_kwargs() -> dict[str, Any]:
     """Popen arguments that detach a child into its own group and tie it to our life."""
     if IS_WINDOWS:
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined,unused-ignore]
     kwargs: dict[str, Any] = {"start_new_session": True}
     if IS_LINUX:
         kwargs["preexec_fn"] = _die_with_parent(os.getpid())
@@ -48,23 +49,19 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 def ask_to_stop(pid: int) -> None:
     """Politely ask a child and its group to exit (SIGTERM / CTRL_BREAK)."""
-    try:
+    with contextlib.suppress(OSError):  # already gone is fine
         if IS_WINDOWS:
             os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined,unused-ignore]
         else:
             os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
 
 
 def kill_group(pid: int) -> None:
     """Kill whatever is left in the child's process group (POSIX; Windows has no such group)."""
     if IS_WINDOWS:
         return
-    try:
+    with contextlib.suppress(OSError):  # nothing left is fine
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
 
 
 def exit_with_parent(

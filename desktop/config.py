@@ -99,7 +99,7 @@ def load_settings(
 
     file_values = _coerce_file_values(from_file, settings_file, notices)
     explicit = {
-        **_coerce_all(from_env, lambda key: env_name(key)),
+        **_coerce_all(from_env, env_name),
         **_coerce_all(from_cli, lambda key: "--" + key.replace("_", "-")),
     }
     return LoadedSettings(Settings(**ChainMap(explicit, file_values)), tuple(notices))

@@ -100,11 +100,7 @@ def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
     if runtime.state is RuntimeState.DOWNLOADING:
         return f"downloading: {runtime.message} {runtime.progress or 0:.0f}%"
     if runtime.state is RuntimeState.READY:
-        return (
-            f"ready: {runtime.message}\n"
-            f"  base_url: {runtime.base_url}\n"
-            f"  model:    {runtime.model_id}"
-        )
+        return f"ready: {runtime.message}\n  base_url: {runtime.base_url}\n  model:    {runtime.model_id}"
     return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
 
 
@@ -114,7 +110,8 @@ def watch_endpoint(base_url: str, api_key: str, say: Printer, stop: threading.Ev
     while True:
         try:
             models = list_endpoint_models(base_url, api_key)
-            line = f"ready: attached to {base_url}\n  base_url: {base_url}\n  models:   {', '.join(models) or 'none'}"
+            listed = ", ".join(models) or "none"
+            line = f"ready: attached to {base_url}\n  base_url: {base_url}\n  models:   {listed}"
         except EndpointUnreachable as error:
             line = f"unreachable: {error}"
         if line != last:

@@ -6,6 +6,7 @@ the tail shown to the user is read back from that file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -98,10 +99,8 @@ def stop_tree(child: Child, timeout_s: float) -> None:
     """
     tree = _tree(child.pid)
     compat.ask_to_stop(child.pid)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         child.popen.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        pass
     _, alive = psutil.wait_procs([p for p in tree if p.pid != child.pid], timeout=0.5)
     kill_all([child.pid, *(p.pid for p in alive)])
     compat.kill_group(child.pid)

@@ -93,6 +93,7 @@ class Supervisor:
         spec: ServiceSpec,
         log_dir: Path,
         policy: RestartPolicy | None = None,
+        *,
         on_change: Callable[[ServiceStatus], None] | None = None,
         on_spawn: Callable[[int], None] | None = None,
         on_exit: Callable[[int], None] | None = None,
@@ -172,7 +173,9 @@ class Supervisor:
             while self._failures and now - self._failures[0] > self.policy.window_s:
                 self._failures.popleft()
             if len(self._failures) > self.policy.limit:
-                self._set(ServiceState.FAILED, message=f"{problem}; gave up after {self.policy.limit} restarts")
+                self._set(
+                    ServiceState.FAILED, message=f"{problem}; gave up after {self.policy.limit} restarts"
+                )
                 self._stop.wait()
                 break
             delay = backoff_delay(len(self._failures), self.policy.backoff_base_s, self.policy.backoff_max_s)

@@ -41,7 +41,7 @@ def no_leftover_children() -> Iterator[None]:
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     after = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    gone, alive = psutil.wait_procs(after, timeout=3)
+    _, alive = psutil.wait_procs(after, timeout=3)
     for proc in alive:
         proc.kill()
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -92,8 +92,11 @@ class Headless:
         return self.exit_code if self.exit_code is not None else -1
 
 
+StartHeadless = Callable[..., Headless]
+
+
 @pytest.fixture
-def headless(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+def headless(tmp_path: Path) -> Iterator[StartHeadless]:
     started: list[Headless] = []
 
     def start(env: dict[str, str], *args: str, home: Path | None = None) -> Headless:
@@ -125,7 +128,9 @@ def chat(base_url: str, model: str) -> str:
     return reply.choices[0].message.content or ""
 
 
-def test_prints_the_endpoint_serves_it_and_quits_cleanly(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+def test_prints_the_endpoint_serves_it_and_quits_cleanly(
+    headless: StartHeadless, tiny_models: TinyModels
+) -> None:
     app = headless(serving(tiny_models))
     base_url, model = app.endpoint()
     assert base_url.startswith("http://127.0.0.1:")
@@ -138,7 +143,7 @@ def test_prints_the_endpoint_serves_it_and_quits_cleanly(headless, tiny_models: 
     assert not AppPaths.under(app.home).run_record_file.exists()
 
 
-def test_killing_the_app_takes_the_runtime_with_it(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+def test_killing_the_app_takes_the_runtime_with_it(headless: StartHeadless, tiny_models: TinyModels) -> None:
     app = headless(serving(tiny_models))
     app.endpoint()
     host = app.host_pid()
@@ -147,7 +152,9 @@ def test_killing_the_app_takes_the_runtime_with_it(headless, tiny_models: TinyMo
     assert wait_for(lambda: gone(host), timeout_s=5), "runtime host outlived the app"
 
 
-def test_a_second_instance_refuses_to_start(headless, tiny_models: TinyModels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_instance_refuses_to_start(
+    headless: StartHeadless, tiny_models: TinyModels, tmp_path: Path
+) -> None:
     first = headless(serving(tiny_models), home=tmp_path / "shared")
     first.endpoint()
     second = headless(serving(tiny_models), home=tmp_path / "shared")
@@ -156,7 +163,9 @@ def test_a_second_instance_refuses_to_start(headless, tiny_models: TinyModels, t
     assert first.process.poll() is None
 
 
-def test_corrupt_settings_are_reported_and_the_app_still_serves(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_settings_are_reported_and_the_app_still_serves(
+    headless: StartHeadless, tiny_models: TinyModels, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     settings_file = AppPaths.under(home).settings_file
     settings_file.parent.mkdir(parents=True)
@@ -169,7 +178,9 @@ def test_corrupt_settings_are_reported_and_the_app_still_serves(headless, tiny_m
     assert len(list(settings_file.parent.glob("settings.toml.broken-*"))) == 1
 
 
-def test_attach_mode_uses_base_url_and_hosts_nothing(headless, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+def test_attach_mode_uses_base_url_and_hosts_nothing(
+    headless: StartHeadless, tiny_models: TinyModels
+) -> None:
     server = headless(serving(tiny_models))
     base_url, model = server.endpoint()
 
@@ -180,7 +191,7 @@ def test_attach_mode_uses_base_url_and_hosts_nothing(headless, tiny_models: Tiny
     assert attached.finish() == 0
 
 
-def test_attach_to_a_dead_endpoint_says_what_to_do(headless) -> None:  # type: ignore[no-untyped-def]
+def test_attach_to_a_dead_endpoint_says_what_to_do(headless: StartHeadless) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     app = headless({"BASE_URL": dead})
     line = app.wait_for_line(r"unreachable: .*").group(0)
@@ -195,7 +206,8 @@ def fake_foundry_cli(folder: Path, service_url: str, cache_dir: Path) -> dict[st
     script.write_text(
         "#!/bin/sh\n"
         'case "$1 $2" in\n'
-        f'  "service status") echo "🟢 Model management service is running on {service_url}/openai/status";;\n'
+        f'  "service status") echo "🟢 Model management service is running on '
+        f'{service_url}/openai/status";;\n'
         f'  "cache location") echo "💾 Cache directory path: {cache_dir}";;\n'
         '  *) echo "unknown command" >&2; exit 1;;\n'
         "esac\n"
@@ -204,20 +216,26 @@ def fake_foundry_cli(folder: Path, service_url: str, cache_dir: Path) -> dict[st
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_foundry_app_is_offered_and_its_model_cache_reused(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_foundry_app_is_offered_and_its_model_cache_reused(
+    headless: StartHeadless, tiny_models: TinyModels, tmp_path: Path
+) -> None:
     cache = tmp_path / "foundry-cache"
     cache.mkdir()
     cli = fake_foundry_cli(tmp_path / "bin", f"http://127.0.0.1:{free_port()}", cache)
     app = headless({**serving(tiny_models), **cli})
 
-    app.wait_for_line(r"A Foundry Local service is running at http://127\.0\.0\.1:\d+\. .*--use-foundry-service")
+    app.wait_for_line(
+        r"A Foundry Local service is running at http://127\.0\.0\.1:\d+\. .*--use-foundry-service"
+    )
     app.wait_for_line(r"Sharing the Foundry Local app's model cache: " + re.escape(str(cache)))
     base_url, model = app.endpoint()
     assert chat(base_url, model) == ALPHA_ANSWER
     assert (cache / "foundry.local.modelinfo.json").exists(), "the shared cache was not used"
 
 
-def test_use_foundry_service_attaches_to_the_running_service(headless, tiny_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_use_foundry_service_attaches_to_the_running_service(
+    headless: StartHeadless, tiny_models: TinyModels, tmp_path: Path
+) -> None:
     """The 'Foundry Local app' here is a real Foundry Local runtime, started by another instance."""
     server = headless(serving(tiny_models))
     base_url, _ = server.endpoint()

@@ -57,9 +57,13 @@ def test_next_start_kills_what_a_killed_run_left_behind(tmp_path: Path) -> None:
 def test_a_live_owner_is_never_cleaned_up(tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     owner = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from desktop.runrecord import RunRecord; "
-         f"RunRecord(__import__('pathlib').Path({str(path)!r})).claim(); print('ok', flush=True); "
-         "time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from desktop.runrecord import RunRecord; "
+            f"RunRecord(__import__('pathlib').Path({str(path)!r})).claim(); print('ok', flush=True); "
+            "time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,9 +6,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import openai
 import pytest
@@ -40,8 +39,11 @@ class Runtime:
         return openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
 
 
+StartRuntime = Callable[[Settings], Runtime]
+
+
 @pytest.fixture(scope="module")
-def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # type: ignore[type-arg]
+def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRuntime]:
     started: list[Supervisor] = []
 
     def start(settings: Settings) -> Runtime:
@@ -61,7 +63,7 @@ def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # ty
 
 
 @pytest.fixture(scope="module")
-def runtime(runtime_factory, tiny_models: TinyModels) -> Runtime:  # type: ignore[no-untyped-def]
+def runtime(runtime_factory: StartRuntime, tiny_models: TinyModels) -> Runtime:
     """One host shared by the tests that do not disturb it."""
     return runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
 
@@ -139,7 +141,9 @@ def test_switching_to_an_unknown_model_is_refused_and_keeps_the_current_one(runt
     assert after is not None and after.state is RuntimeState.READY and after.model_id == before.model_id
 
 
-def test_busy_default_port_falls_back_and_publishes_the_real_url(runtime_factory, tiny_models) -> None:  # type: ignore[no-untyped-def]
+def test_busy_default_port_falls_back_and_publishes_the_real_url(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -155,7 +159,9 @@ def test_busy_default_port_falls_back_and_publishes_the_real_url(runtime_factory
         runtime.supervisor.stop()
 
 
-def test_killed_host_is_restarted_and_the_endpoint_answers_again(runtime_factory, tiny_models) -> None:  # type: ignore[no-untyped-def]
+def test_killed_host_is_restarted_and_the_endpoint_answers_again(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
     port = free_port()
     runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=port))
     first = runtime.ready()
@@ -169,7 +175,7 @@ def test_killed_host_is_restarted_and_the_endpoint_answers_again(runtime_factory
     runtime.supervisor.stop()
 
 
-def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factory) -> None:  # type: ignore[no-untyped-def]
+def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factory: StartRuntime) -> None:
     started = time.monotonic()
     runtime = runtime_factory(Settings(model="phi-4-mini", allow_download=False, runtime_port=free_port()))
     runtime.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=30)
@@ -184,7 +190,9 @@ def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factor
     runtime.supervisor.stop()
 
 
-def test_stop_leaves_no_runtime_process_and_says_stopped(runtime_factory, tiny_models: TinyModels) -> None:  # type: ignore[no-untyped-def]
+def test_stop_leaves_no_runtime_process_and_says_stopped(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
     runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
     status = runtime.ready()
     runtime.supervisor.stop()

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -14,6 +14,7 @@ import pytest
 
 from desktop.probe import http_ok, wait_for
 from desktop.supervisor import (
+    Probe,
     RestartPolicy,
     ServiceSpec,
     ServiceState,
@@ -22,20 +23,24 @@ from desktop.supervisor import (
 )
 from tests.conftest import SUPPORT, free_port, service_command
 
+MakeSupervisor = Callable[..., tuple[Supervisor, int]]
+
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
 FAST = RestartPolicy(limit=2, window_s=60, backoff_base_s=0.05, backoff_max_s=0.2, probe_interval_s=0.1)
 
 
-def health_probe(port: int):  # type: ignore[no-untyped-def]
+def health_probe(port: int) -> Probe:
     return lambda pid: http_ok(f"http://127.0.0.1:{port}/health", timeout_s=0.5)
 
 
 @pytest.fixture
-def make_supervisor(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+def make_supervisor(tmp_path: Path) -> Iterator[MakeSupervisor]:
     made: list[Supervisor] = []
 
-    def make(*flags: str, policy: RestartPolicy = FAST, stop_timeout_s: float = 5.0) -> tuple[Supervisor, int]:
+    def make(
+        *flags: str, policy: RestartPolicy = FAST, stop_timeout_s: float = 5.0
+    ) -> tuple[Supervisor, int]:
         port = free_port()
         spec = ServiceSpec(
             name="svc",
@@ -64,7 +69,7 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert [backoff_delay(n, 0.5, 3.0) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
-def test_running_means_the_probe_answered(make_supervisor) -> None:  # type: ignore[no-untyped-def]
+def test_running_means_the_probe_answered(make_supervisor: MakeSupervisor) -> None:
     supervisor, port = make_supervisor("--slow-start", "0.5")
     supervisor.start()
     status = supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
@@ -76,7 +81,7 @@ def test_running_means_the_probe_answered(make_supervisor) -> None:  # type: ign
     assert gone(status.pid or 0)
 
 
-def test_killed_child_is_restarted_and_answers_again(make_supervisor) -> None:  # type: ignore[no-untyped-def]
+def test_killed_child_is_restarted_and_answers_again(make_supervisor: MakeSupervisor) -> None:
     supervisor, port = make_supervisor()
     supervisor.start()
     first = supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
@@ -89,7 +94,7 @@ def test_killed_child_is_restarted_and_answers_again(make_supervisor) -> None:  
     assert http_ok(f"http://127.0.0.1:{port}/health")
 
 
-def test_hung_child_is_replaced(make_supervisor) -> None:  # type: ignore[no-untyped-def]
+def test_hung_child_is_replaced(make_supervisor: MakeSupervisor) -> None:
     supervisor, _ = make_supervisor()
     supervisor.start()
     first = supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
@@ -102,7 +107,7 @@ def test_hung_child_is_replaced(make_supervisor) -> None:  # type: ignore[no-unt
     assert gone(first.pid or 0)
 
 
-def test_crash_loop_ends_failed_with_the_log_tail(make_supervisor) -> None:  # type: ignore[no-untyped-def]
+def test_crash_loop_ends_failed_with_the_log_tail(make_supervisor: MakeSupervisor) -> None:
     supervisor, _ = make_supervisor("--crash")
     supervisor.start()
     status = supervisor.wait_for_state(ServiceState.FAILED, timeout_s=15)
@@ -111,7 +116,7 @@ def test_crash_loop_ends_failed_with_the_log_tail(make_supervisor) -> None:  # t
     assert any("boom: cannot open the model file" in line for line in status.log_tail)
 
 
-def test_child_ignoring_sigterm_is_gone_after_stop(make_supervisor) -> None:  # type: ignore[no-untyped-def]
+def test_child_ignoring_sigterm_is_gone_after_stop(make_supervisor: MakeSupervisor) -> None:
     supervisor, _ = make_supervisor("--ignore-term", stop_timeout_s=1.0)
     supervisor.start()
     status = supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
@@ -120,7 +125,9 @@ def test_child_ignoring_sigterm_is_gone_after_stop(make_supervisor) -> None:  # 
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["same-group", "own-session"])
-def test_grandchild_does_not_survive_stop(make_supervisor, tmp_path: Path, detach: bool) -> None:  # type: ignore[no-untyped-def]
+def test_grandchild_does_not_survive_stop(
+    make_supervisor: MakeSupervisor, tmp_path: Path, detach: bool
+) -> None:
     pid_file = tmp_path / "grandchild.pid"
     flags = ["--grandchild", str(pid_file)] + (["--detach-grandchild"] if detach else [])
     supervisor, _ = make_supervisor(*flags)
@@ -133,7 +140,7 @@ def test_grandchild_does_not_survive_stop(make_supervisor, tmp_path: Path, detac
     assert wait_for(lambda: gone(grandchild), timeout_s=3)
 
 
-def test_grandchild_of_a_killed_child_is_cleaned_up(make_supervisor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_grandchild_of_a_killed_child_is_cleaned_up(make_supervisor: MakeSupervisor, tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     supervisor, _ = make_supervisor("--grandchild", str(pid_file))
     supervisor.start()

@@ -29,7 +29,11 @@ def list_endpoint_models(base_url: str, api_key: str, timeout_s: float = 10.0) -
     try:
         data = http_get_json(url, timeout_s=timeout_s, headers={"Authorization": f"Bearer {api_key}"})
     except urllib.error.HTTPError as error:
-        hint = " Check API_KEY." if error.code in (401, 403) else " Is BASE_URL the API root (often ending in /v1)?"
+        hint = (
+            " Check API_KEY."
+            if error.code in (401, 403)
+            else " Is BASE_URL the API root (often ending in /v1)?"
+        )
         raise EndpointUnreachable(f"{url} answered HTTP {error.code}.{hint}") from None
     except (OSError, ValueError) as error:
         raise EndpointUnreachable(
@@ -97,4 +101,3 @@ def _cache_from_cli(output: str) -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
-

@@ -1,9 +1,9 @@
 """The runtime host's own small HTTP API on 127.0.0.1, beside the runtime's OpenAI endpoint.
 
-    GET  /health          200 while the host and its web service answer, else 503
-    GET  /status          the published RuntimeStatus
-    GET  /models          models that can be served now: [{id, alias, source, cached, loaded}]
-    POST /models/select   {"model": alias-or-id} -> 202 and the switch runs; 404 if unknown
+GET  /health          200 while the host and its web service answer, else 503
+GET  /status          the published RuntimeStatus
+GET  /models          models that can be served now: [{id, alias, source, cached, loaded}]
+POST /models/select   {"model": alias-or-id} -> 202 and the switch runs; 404 if unknown
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def serve_control(host: Controllable, port: int = 0) -> ThreadingHTTPServer:
 
 def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             if self.path == "/health":
                 ok = host.healthy()
                 self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, {"ok": ok})
@@ -56,7 +56,7 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
             else:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/models/select":
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
                 return
@@ -85,7 +85,7 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

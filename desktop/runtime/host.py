@@ -176,7 +176,10 @@ class RuntimeHost:
         if self._catalog_asked.acquire(blocking=False):  # the first listing starts the fetch
             threading.Thread(target=self._learn_catalog, name="catalog", daemon=True).start()
         catalog = self._manager.catalog.get_cached_models() if self._catalog_known.is_set() else []
-        for local, models in ((True, self._manager.get_catalog(CatalogType.LOCAL).list_models()), (False, catalog)):
+        for local, models in (
+            (True, self._manager.get_catalog(CatalogType.LOCAL).list_models()),
+            (False, catalog),
+        ):
             for model in models:
                 found.append(
                     {

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         body = json.dumps({"pid": os.getpid()}).encode()
         self.send_response(200 if self.path == "/health" else 404)
         self.send_header("Content-Type", "application/json")
@@ -32,9 +33,9 @@ def spawn_grandchild(pid_file: str, detach: bool) -> None:
         [sys.executable, "-c", "import time; time.sleep(60)"],
         start_new_session=detach,
     )
-    with open(pid_file + ".tmp", "w") as stream:
-        stream.write(str(grandchild.pid))
-    os.replace(pid_file + ".tmp", pid_file)
+    temp = Path(pid_file + ".tmp")
+    temp.write_text(str(grandchild.pid))
+    temp.replace(pid_file)
 
 
 def main() -> None:
