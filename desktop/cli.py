@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -93,9 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"{APP_NAME}: {error}", file=sys.stderr)
         return 2
-    for notice in loaded.notices:
-        print(f"{APP_NAME}: {notice}", file=sys.stderr)
     paths.create()
+    logging.basicConfig(
+        filename=paths.log_dir / f"{APP_NAME}.log",
+        level=loaded.settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for notice in loaded.notices:
+        logging.getLogger(__name__).warning("%s", notice)
+        print(f"{APP_NAME}: {notice}", file=sys.stderr)
 
     from desktop.headless import run_headless
 

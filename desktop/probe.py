@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -43,16 +42,6 @@ def http_ok(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None = N
             return 200 <= int(response.status) < 300
     except (OSError, ValueError):
         return False
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on host:port (we can bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_for(

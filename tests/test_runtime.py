@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -202,3 +204,18 @@ def test_stop_leaves_no_runtime_process_and_says_stopped(
     assert not http_ok(f"{status.control_url}/health")
     with pytest.raises(openai.APIConnectionError):
         chat(openai.OpenAI(base_url=status.base_url, api_key="x", max_retries=0), status.model_id or "")
+
+
+def test_control_api_refuses_what_a_web_page_could_send(runtime: Runtime) -> None:
+    """A page in the user's browser must not be able to switch models (CSRF, DNS rebinding)."""
+    control = runtime.ready().control_url or ""
+    form_post = urllib.request.Request(
+        f"{control}/models/select", data=b'{"model": "beta"}', headers={"Content-Type": "text/plain"}
+    )
+    rebound = urllib.request.Request(f"{control}/status", headers={"Host": "evil.example:80"})
+    for request, code in ((form_post, 415), (rebound, 403)):
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request, timeout=5)
+        assert raised.value.code == code
+        raised.value.close()
+    assert http_ok(f"{control}/health")

@@ -4,6 +4,9 @@ GET  /health          200 while the host and its web service answer, else 503
 GET  /status          the published RuntimeStatus
 GET  /models          models that can be served now: [{id, alias, source, cached, loaded}]
 POST /models/select   {"model": alias-or-id} -> 202 and the switch runs; 404 if unknown
+
+Only requests addressed to a loopback host name are served (no DNS rebinding), and a POST must be
+JSON (a web page cannot send that cross-origin without a CORS preflight, which is never granted).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ModelNotFound(LookupError):
@@ -46,6 +51,8 @@ def serve_control(host: Controllable, port: int = 0) -> ThreadingHTTPServer:
 def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if not self._from_loopback_name():
+                return
             if self.path == "/health":
                 ok = host.healthy()
                 self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, {"ok": ok})
@@ -57,8 +64,13 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
         def do_POST(self) -> None:
+            if not self._from_loopback_name():
+                return
             if self.path != "/models/select":
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
+                return
+            if self.headers.get_content_type() != "application/json":
+                self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send application/json"})
                 return
             try:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -76,6 +88,13 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.CONFLICT, {"error": str(error)})
             else:
                 self._reply(HTTPStatus.ACCEPTED, host.status_json())
+
+        def _from_loopback_name(self) -> bool:
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            if host in LOOPBACK_NAMES:
+                return True
+            self._reply(HTTPStatus.FORBIDDEN, {"error": "only 127.0.0.1 / localhost is served"})
+            return False
 
         def _reply(self, status: HTTPStatus, body: Any) -> None:
             data = json.dumps(body).encode()

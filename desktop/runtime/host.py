@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from desktop import APP_NAME, compat
-from desktop.probe import http_ok, port_is_free
+from desktop.probe import http_ok
 from desktop.runtime.control import ModelNotFound, SwitchInProgress, serve_control
 from desktop.runtime.status import RuntimeState, RuntimeStatus, write_status
 
 log = logging.getLogger(__name__)
 
+SDK_LOG_LEVELS = {"debug": "Debug", "info": "Information", "warning": "Warning", "error": "Error"}
+"""Our log levels, as the names of the SDK's LogLevel values."""
 BYO_SUFFIX = "-generic-cpu:1"
 """Own model folders are registered as `<folder name><BYO_SUFFIX>`; the alias is the folder name."""
 
@@ -44,6 +46,7 @@ class HostOptions:
     data_dir: Path
     log_dir: Path
     allow_download: bool
+    log_level: str = "info"
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,13 @@ def byo_model_id(folder: Path) -> str:
 class RuntimeHost:
     """Owns the Foundry Local manager of this process and the one model being served."""
 
-    def __init__(self, options: HostOptions) -> None:
+    def __init__(self, options: HostOptions, stop: threading.Event) -> None:
         self.options = options
+        self._stop = stop
+        """Set when the host must exit; also cancels a download in progress."""
         self._status = RuntimeStatus(RuntimeState.STARTING, message="Starting the model runtime")
         self._status_lock = threading.Lock()
         self._switch_lock = threading.Lock()
-        self._cancel = threading.Event()
         self._manager: Any = None
         self._current: Candidate | None = None
         self._catalog_known = threading.Event()
@@ -90,8 +94,8 @@ class RuntimeHost:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> int:
-        """Serve until `stop` is set. Returns the process exit code."""
+    def run(self) -> int:
+        """Serve until the stop event is set. Returns the process exit code."""
         control = serve_control(self)
         self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
         try:
@@ -100,11 +104,10 @@ class RuntimeHost:
             self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
             control.shutdown()
             return 1
-        if not stop.is_set():
-            initial = str(self.options.model_path) if self.options.model_path else self.options.model
-            self._activate(initial, on_missing=RuntimeState.NO_MODEL)
-        stop.wait()
-        self._cancel.set()
+        initial = str(self.options.model_path) if self.options.model_path else self.options.model
+        # Off the main thread, so a stop request is seen at once even during a long download.
+        threading.Thread(target=self._activate, args=(initial,), name="activate", daemon=True).start()
+        self._stop.wait()
         control.shutdown()
         return 0
 
@@ -124,29 +127,45 @@ class RuntimeHost:
             os._exit(0)
 
     def _start_runtime(self) -> None:
-        from foundry_local_sdk import Configuration, FoundryLocalManager
+        """Start the runtime and its web service: on the pinned port, else on a free one.
 
-        port = self.options.port
-        if port and not port_is_free(port):
-            log.warning("port %d is busy; using a free port instead", port)
-            port = 0
+        Binding is the only reliable test of a port (a check beforehand races, and what a
+        "busy" port is differs by platform), so a failure on the pinned port means: start
+        again on a port the system picks. Whatever holds the pinned port is left alone.
+        """
+        from foundry_local_sdk import FoundryLocalException
+
         for folder in (self.options.model_cache_dir, self.options.data_dir, self.options.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        config = Configuration(
-            app_name=APP_NAME,
-            app_data_dir=str(self.options.data_dir),
-            model_cache_dir=str(self.options.model_cache_dir),
-            logs_dir=str(self.options.log_dir),
-            disable_nonessential_telemetry=True,
-            web=Configuration.WebService(urls=f"http://127.0.0.1:{port}"),
+        note = ""
+        try:
+            self._start_manager(self.options.port)
+        except FoundryLocalException as error:
+            if not self.options.port:
+                raise
+            log.warning("cannot listen on port %d (%s); using a free port", self.options.port, error)
+            self._manager.close()
+            self._start_manager(0)
+            note = f" (port {self.options.port} is in use)"
+        service_url = self._manager.urls[0].rstrip("/")
+        self.publish(service_url=service_url, message=f"Model runtime listening on {service_url}{note}")
+
+    def _start_manager(self, port: int) -> None:
+        from foundry_local_sdk import Configuration, FoundryLocalManager, LogLevel
+
+        FoundryLocalManager.initialize(
+            Configuration(
+                app_name=APP_NAME,
+                log_level=LogLevel(SDK_LOG_LEVELS[self.options.log_level]),
+                app_data_dir=str(self.options.data_dir),
+                model_cache_dir=str(self.options.model_cache_dir),
+                logs_dir=str(self.options.log_dir),
+                disable_nonessential_telemetry=True,
+                web=Configuration.WebService(urls=f"http://127.0.0.1:{port}"),
+            )
         )
-        FoundryLocalManager.initialize(config)
         self._manager = FoundryLocalManager.instance
         self._manager.start_web_service()
-        service_url = self._manager.urls[0].rstrip("/")
-        busy = self.options.port and port != self.options.port
-        note = f" (port {self.options.port} was busy)" if busy else ""
-        self.publish(service_url=service_url, message=f"Model runtime listening on {service_url}{note}")
 
     # -- health and models ----------------------------------------------------------------------
 
@@ -211,20 +230,28 @@ class RuntimeHost:
 
         def switch() -> None:
             try:
-                self._make_ready(candidate, on_failure=RuntimeState.READY)
+                self._make_ready(candidate)
             finally:
                 self._switch_lock.release()
 
         threading.Thread(target=switch, name="switch-model", daemon=True).start()
 
-    def _activate(self, name: str, on_missing: RuntimeState) -> None:
+    def _activate(self, name: str) -> None:
         with self._switch_lock:
             self.publish(state=RuntimeState.STARTING, message=f"Looking for model {name}")
-            candidate = self._find(name)
-            if candidate is None:
-                self.publish(state=on_missing, message=self._not_found_message(name))
+            try:
+                candidate = self._find(name)
+            except Exception as error:  # e.g. a model folder the runtime cannot register
+                self.publish(state=RuntimeState.NO_MODEL, message=f"Cannot use model {name}: {error}")
                 return
-            self._make_ready(candidate, on_failure=RuntimeState.NO_MODEL)
+            if candidate is None:
+                self.publish(state=RuntimeState.NO_MODEL, message=self._not_found_message(name))
+                return
+            self._make_ready(candidate)
+
+    def _unchanged_state(self) -> RuntimeState:
+        """Where a failed switch leaves us: still serving the current model, or no model at all."""
+        return RuntimeState.READY if self._current is not None else RuntimeState.NO_MODEL
 
     def _find(self, name: str) -> Candidate | None:
         from foundry_local_sdk import CatalogType, ModelInfoBuilder
@@ -255,30 +282,25 @@ class RuntimeHost:
             "or point FOUNDRY_DESK_MODEL_PATH (--model-path) to a model folder of your own."
         )
 
-    def _make_ready(self, candidate: Candidate, on_failure: RuntimeState) -> None:
+    def _make_ready(self, candidate: Candidate) -> None:
         model = candidate.model
         if not model.is_cached:
             if not self.options.allow_download:
                 self.publish(
-                    state=on_failure,
+                    state=self._unchanged_state(),
                     message=f"{model.alias} is not downloaded, and downloads are off (allow_download).",
                 )
                 return
-            if not self._download(model, on_failure):
+            if not self._download(model):
                 return
-        previous = self._current
         self.publish(state=RuntimeState.LOADING, progress=None, message=f"Loading {model.alias}")
+        previous, self._current = self._current, None
         try:
             if previous is not None:
-                previous.model.unload()
+                previous.model.unload()  # first, so two big models never share the memory
             model.load()
         except Exception as error:
-            message = f"Could not load {model.alias}: {error}"
-            if previous is not None:
-                previous.model.load()
-                self.publish(state=RuntimeState.READY, message=message)
-            else:
-                self.publish(state=on_failure, message=message)
+            self._restore(previous, f"Could not load {model.alias}: {error}")
             return
         self._current = candidate
         self.publish(
@@ -289,17 +311,36 @@ class RuntimeHost:
             model_alias=model.alias,
         )
 
-    def _download(self, model: Any, on_failure: RuntimeState) -> bool:
+    def _restore(self, previous: Candidate | None, problem: str) -> None:
+        """After a failed load: serve the previous model again, if there was one and it loads."""
+        if previous is not None:
+            try:
+                previous.model.load()
+                self._current = previous
+            except Exception as error:
+                problem += f"; reloading {previous.model.alias} failed too: {error}"
+        if self._current is None:
+            self.publish(state=RuntimeState.NO_MODEL, message=problem, base_url=None, model_id=None)
+        else:
+            self.publish(state=RuntimeState.READY, message=problem)
+
+    def _download(self, model: Any) -> bool:
         self.publish(state=RuntimeState.DOWNLOADING, progress=0.0, message=f"Downloading {model.alias}")
+        shown = [0.0]
 
         def progress(percent: float) -> None:
-            self.publish(progress=round(max(0.0, min(100.0, percent)), 1))
+            percent = round(max(0.0, min(100.0, percent)), 1)
+            if percent - shown[0] >= 0.5 or percent == 100.0:  # a file write per half percent at most
+                shown[0] = percent
+                self.publish(progress=percent)
 
         try:
-            model.download(progress_callback=progress, cancel_event=self._cancel)
+            model.download(progress_callback=progress, cancel_event=self._stop)
         except Exception as error:
+            if self._stop.is_set():
+                return False
             self.publish(
-                state=on_failure,
+                state=self._unchanged_state(),
                 progress=None,
                 message=f"Download of {model.alias} failed: {error}. Check the connection and try again; "
                 "what was downloaded is kept.",
@@ -323,20 +364,23 @@ def parse_args(argv: Sequence[str]) -> HostOptions:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--no-download", dest="allow_download", action="store_false")
+    parser.add_argument("--log-level", choices=sorted(SDK_LOG_LEVELS), default="info")
     args = parser.parse_args(argv)
     return HostOptions(**vars(args))
 
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of the `runtime-host` mode."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     options = parse_args(argv)
+    logging.basicConfig(
+        level=options.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     compat.exit_with_parent(os.getppid(), stop.set)
-    host = RuntimeHost(options)
+    host = RuntimeHost(options, stop)
     try:
-        return host.run(stop)
+        return host.run()
     finally:
         host.close()

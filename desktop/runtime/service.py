@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
@@ -42,6 +41,7 @@ def runtime_spec(
         command += ["--model-path", str(settings.model_path)]
     if not settings.allow_download:
         command.append("--no-download")
+    command += ["--log-level", settings.log_level]
     return ServiceSpec(
         name=SERVICE_NAME,
         command=command,
@@ -86,7 +86,10 @@ class RuntimeClient:
         return read_status(self.status_file)
 
     def models(self) -> list[ModelEntry]:
-        data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0)
+        try:
+            data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0)
+        except (OSError, ValueError) as error:
+            raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
         return [ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"])) for m in data["data"]]
 
     def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
@@ -96,10 +99,12 @@ class RuntimeClient:
             http_post_json(f"{self._control_url()}/models/select", {"model": model}, timeout_s=15.0)
         except urllib.error.HTTPError as error:
             raise RuntimeRequestError(_error_message(error)) from None
+        except OSError as error:
+            raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
         since = before.updated_at if before else 0.0
         return self.wait(lambda s: s.state in SETTLED and s.updated_at > since, timeout_s)
 
-    def wait(self, predicate: Any, timeout_s: float) -> RuntimeStatus:
+    def wait(self, predicate: Callable[[RuntimeStatus], bool], timeout_s: float) -> RuntimeStatus:
         """Poll the status file until `predicate(status)` holds; raises TimeoutError otherwise."""
         deadline = time.monotonic() + timeout_s
         while True:
