@@ -74,16 +74,15 @@ def report_until_stopped(
     stop: threading.Event,
 ) -> int:
     """Print what changes; 1 if the runtime host failed for good, 0 when stopped."""
-    last: tuple[object, ...] = ()
+    last = ""
     while not stop.wait(0.1):
         service = supervisor.status
         runtime = client.status()
         if runtime is not None and runtime.pid != service.pid:
             runtime = None  # a previous host's file, or not written yet
         line = describe(service, runtime)
-        key = (service.state, runtime.state if runtime else None, line)
-        if key != last:
-            last = key
+        if line != last:
+            last = line
             say(line)
         if service.state is ServiceState.FAILED:
             for tail_line in service.log_tail:
@@ -100,7 +99,14 @@ def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
     if runtime.state is RuntimeState.DOWNLOADING:
         return f"downloading: {runtime.message} {runtime.progress or 0:.0f}%"
     if runtime.state is RuntimeState.READY:
-        return f"ready: {runtime.message}\n  base_url: {runtime.base_url}\n  model:    {runtime.model_id}"
+        lines = [
+            f"ready: {runtime.message}",
+            f"  base_url: {runtime.base_url}",
+            f"  model:    {runtime.model_id}",
+        ]
+        if runtime.device:
+            lines.append(f"  device:   {runtime.device}")
+        return "\n".join(lines)
     return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
 
 

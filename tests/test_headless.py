@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -134,6 +135,7 @@ def test_prints_the_endpoint_serves_it_and_quits_cleanly(
     app = headless(serving(tiny_models))
     base_url, model = app.endpoint()
     assert base_url.startswith("http://127.0.0.1:")
+    app.wait_for_line(r"device: +CPU$")  # the user is told where the model runs
     assert chat(base_url, model) == ALPHA_ANSWER
     host = app.host_pid()
 
@@ -246,3 +248,35 @@ def test_use_foundry_service_attaches_to_the_running_service(
     app.wait_for_line(r"Using the Foundry Local app's service at " + re.escape(service_url))
     app.wait_for_line(r"ready: attached to " + re.escape(service_url + "/v1"))
     assert psutil.Process(app.process.pid).children() == []
+
+
+def test_status_command_prints_the_published_state(headless: StartHeadless, tiny_models: TinyModels) -> None:
+    app = headless(serving(tiny_models))
+    base_url, model = app.endpoint()
+    shown = subprocess.run(
+        [sys.executable, "-m", "desktop", "--status"],
+        env={**os.environ, "FOUNDRY_DESK_HOME": str(app.home)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    status = json.loads(shown.stdout)
+    assert (status["state"], status["base_url"], status["model_id"]) == ("ready", base_url, model)
+
+
+def test_a_runtime_that_cannot_start_ends_failed_with_its_log(
+    headless: StartHeadless, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "cache-is-a-file"
+    not_a_folder.write_text("")
+    app = headless(
+        {
+            "FOUNDRY_DESK_MODEL_CACHE_DIR": str(not_a_folder),
+            "FOUNDRY_DESK_RESTART_LIMIT": "1",
+            "FOUNDRY_DESK_RUNTIME_PORT": str(free_port()),
+        }
+    )
+    app.wait_for_line(r"runtime host failed: .*gave up after 1 restarts")
+    app.wait_for_line(r"\| .*The model runtime could not start: .*File exists")
+    assert app.finish(signum=None) == 1

@@ -177,6 +177,21 @@ def test_killed_host_is_restarted_and_the_endpoint_answers_again(
     runtime.supervisor.stop()
 
 
+def test_after_a_crash_the_model_the_user_chose_is_served_again(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
+    runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
+    runtime.ready()
+    chosen = runtime.client.select(str(tiny_models.beta))
+    os.kill(chosen.pid, signal.SIGKILL)
+
+    runtime.supervisor.wait_until(lambda s: s.pid != chosen.pid and s.state is ServiceState.RUNNING, 30)
+    again = runtime.ready()
+    assert again.model_id == chosen.model_id
+    assert chat(runtime.openai(), again.model_id or "") == BETA_ANSWER
+    runtime.supervisor.stop()
+
+
 def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factory: StartRuntime) -> None:
     started = time.monotonic()
     runtime = runtime_factory(Settings(model="phi-4-mini", allow_download=False, runtime_port=free_port()))

@@ -10,6 +10,7 @@ the app that started it is gone.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from desktop import APP_NAME, compat
 from desktop.probe import http_ok
 from desktop.runtime.control import ModelNotFound, SwitchInProgress, serve_control
-from desktop.runtime.status import RuntimeState, RuntimeStatus, write_status
+from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status, write_status
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,24 @@ class Candidate:
 
     model: Any  # foundry_local_sdk.IModel
     local: bool
+
+
+def describe_device(model: Any) -> str:
+    """Which device runs `model`: as the catalog states it, else as its genai_config asks.
+
+    ONNX Runtime GenAI runs on the CPU unless the config names another execution provider.
+    """
+    runtime = model.info.runtime
+    if runtime is not None and runtime.execution_provider:
+        device = runtime.device_type.value if runtime.device_type else "unknown device"
+        return f"{device} via {runtime.execution_provider}"
+    try:
+        config = json.loads((Path(model.get_path()) / "genai_config.json").read_text(encoding="utf-8"))
+        options = config["model"]["decoder"]["session_options"].get("provider_options", [])
+        providers = [name for option in options for name in option]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "unknown device"
+    return ", ".join(providers) if providers else "CPU"
 
 
 def byo_model_id(folder: Path) -> str:
@@ -96,6 +117,7 @@ class RuntimeHost:
 
     def run(self) -> int:
         """Serve until the stop event is set. Returns the process exit code."""
+        initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
         control = serve_control(self)
         self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
         try:
@@ -104,12 +126,21 @@ class RuntimeHost:
             self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
             control.shutdown()
             return 1
-        initial = str(self.options.model_path) if self.options.model_path else self.options.model
         # Off the main thread, so a stop request is seen at once even during a long download.
         threading.Thread(target=self._activate, args=(initial,), name="activate", daemon=True).start()
         self._stop.wait()
         control.shutdown()
         return 0
+
+    def _model_to_resume(self) -> str | None:
+        """The model a crashed predecessor was serving: after a crash the user gets it back.
+
+        A clean stop publishes STOPPED; a host that was killed leaves READY behind.
+        """
+        previous = read_status(self.options.status_file)
+        if previous is None or previous.state is not RuntimeState.READY or previous.pid == os.getpid():
+            return None
+        return None if psutil.pid_exists(previous.pid) else previous.model_id
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Release the runtime (unloads the model); the status file says STOPPED.
@@ -273,6 +304,10 @@ class RuntimeHost:
             model = catalog.get_model_variant(name) if ":" in name else catalog.get_model(name)
             if model is not None:
                 return Candidate(model, local=is_local)
+        # Offline the catalog cannot answer; a model downloaded earlier must still be found.
+        for model in self._manager.catalog.get_cached_models():
+            if name in (model.alias, model.id):
+                return Candidate(model, local=False)
         return None
 
     def _not_found_message(self, name: str) -> str:
@@ -309,6 +344,8 @@ class RuntimeHost:
             base_url=self._base_url(candidate),
             model_id=model.id,
             model_alias=model.alias,
+            context_length=model.context_length,
+            device=describe_device(model),
         )
 
     def _restore(self, previous: Candidate | None, problem: str) -> None:

@@ -38,6 +38,10 @@ class RuntimeStatus:
     """OpenAI-compatible base URL (ends in /v1) of the current model, once READY."""
     model_id: str | None = None
     model_alias: str | None = None
+    context_length: int | None = None
+    """Tokens the current model can attend to (prompt and answer together)."""
+    device: str | None = None
+    """Where the model runs, e.g. "CPU" or "GPU via CUDAExecutionProvider"."""
     service_url: str | None = None
     """Root URL of the runtime's web service (its real port)."""
     control_url: str | None = None
