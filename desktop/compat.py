@@ -1,9 +1,10 @@
 """Every platform branch of process handling lives here, and nowhere else.
 
 POSIX children get their own session (so one signal reaches their whole group); Windows children
-get their own process group (so CTRL_BREAK reaches them). On Linux a child also receives SIGTERM
-when the app dies (parent-death signal); our own children additionally watch their parent, which
-is the equivalent on macOS and Windows (see `exit_with_parent`).
+get their own process group (so CTRL_BREAK reaches them). When the app dies, its children die too:
+on Linux by the parent-death signal, on Windows by a job object that kills its processes when the
+app's handle to it closes, and everywhere our own children also watch their parent
+(`exit_with_parent`), which is what macOS has. What survives anyway is found by the run record.
 """
 
 from __future__ import annotations
@@ -34,6 +35,28 @@ def child_popen_kwargs() -> dict[str, Any]:
     if IS_LINUX:
         kwargs["preexec_fn"] = _die_with_parent(os.getpid())
     return kwargs
+
+
+def tie_to_app(popen: subprocess.Popen[bytes]) -> object | None:
+    """Make the child die with the app where the OS can do that after spawning (Windows).
+
+    Returns a handle that must be kept as long as the child lives; closing it kills the child
+    and every process it started since. None on POSIX, where `child_popen_kwargs` did the work.
+    """
+    if not IS_WINDOWS:
+        return None
+    import win32api
+    import win32con
+    import win32job
+
+    job: object = win32job.CreateJobObject(None, "")
+    limits = win32job.QueryInformationJobObject(job, win32job.JobObjectExtendedLimitInformation)
+    limits["BasicLimitInformation"]["LimitFlags"] |= win32job.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+    win32job.SetInformationJobObject(job, win32job.JobObjectExtendedLimitInformation, limits)
+    process = win32api.OpenProcess(win32con.PROCESS_SET_QUOTA | win32con.PROCESS_TERMINATE, False, popen.pid)
+    win32job.AssignProcessToJobObject(job, process)
+    win32api.CloseHandle(process)
+    return job
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:

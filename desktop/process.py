@@ -30,6 +30,8 @@ class Child:
     log_file: Path
     log_offset: int
     """Where this run's output starts in the log file."""
+    app_tie: object | None = None
+    """Keeps the child tied to the app's life (Windows job object); see `compat.tie_to_app`."""
 
     @property
     def pid(self) -> int:
@@ -67,7 +69,7 @@ def spawn(
             cwd=cwd,
             **compat.child_popen_kwargs(),
         )
-    return Child(popen=popen, log_file=log_file, log_offset=offset)
+    return Child(popen=popen, log_file=log_file, log_offset=offset, app_tie=compat.tie_to_app(popen))
 
 
 def _rotate(log_file: Path) -> None:

@@ -175,7 +175,8 @@ class RuntimeHost:
             if not self.options.port:
                 raise
             log.warning("cannot listen on port %d (%s); using a free port", self.options.port, error)
-            self._manager.close()
+            if self._manager is not None:
+                self._manager.close()
             self._start_manager(0)
             note = f" (port {self.options.port} is in use)"
         service_url = self._manager.urls[0].rstrip("/")
