@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--use-foundry-service", action="store_true", help="attach to a running Foundry Local app service"
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--open-webui",
+        action="store_true",
+        help="with --headless: also run Open WebUI (Docker or pip) wired to the endpoint",
+    )
     return parser
 
 
@@ -108,4 +113,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The desktop shell (tray and window) is not built yet: without --headless, run headless too.
     with capture_signals() as stop:
-        return run_headless(loaded.settings, paths, sys.stdout, stop)
+        return run_headless(loaded.settings, paths, sys.stdout, stop, with_open_webui="open_webui" in options)

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +36,26 @@ def child_popen_kwargs() -> dict[str, Any]:
     if IS_LINUX:
         kwargs["preexec_fn"] = _die_with_parent(os.getpid())
     return kwargs
+
+
+DOCKER_USES_HOST_NETWORK = IS_LINUX
+"""How a container reaches a server on the host's 127.0.0.1. On Linux only host networking does
+(host-gateway leads to the bridge address, where nothing of ours listens); Docker Desktop
+(Windows, macOS) forwards `host.docker.internal` to the host's loopback."""
+
+
+def can_listen(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on host:port now (nothing else holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if IS_WINDOWS:  # there SO_REUSEADDR would allow stealing a port in use
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
+        else:  # as servers do: connections still closing on the port do not make it busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def tie_to_app(popen: subprocess.Popen[bytes]) -> object | None:

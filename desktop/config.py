@@ -24,6 +24,9 @@ ENV_PREFIX = "FOUNDRY_DESK_"
 DEFAULT_MODEL = "phi-4-mini"
 DEFAULT_RUNTIME_PORT = 5282
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_OPEN_WEBUI_PORT = 3000
+DEFAULT_OPEN_WEBUI_IMAGE = "ghcr.io/open-webui/open-webui:main"
+OPEN_WEBUI_BACKENDS = ("auto", "docker", "pip")
 
 
 class SettingsError(ValueError):
@@ -60,10 +63,22 @@ class Settings:
     """How many restarts of a crashing service are allowed within `restart_window_s`."""
     restart_window_s: float = 600.0
     """The window for `restart_limit`; past the limit the service is marked failed."""
+    open_webui_port: int = DEFAULT_OPEN_WEBUI_PORT
+    """Port of Open WebUI on 127.0.0.1; a free one is used when it is busy."""
+    open_webui_backend: str = "auto"
+    """How to run Open WebUI: docker, pip (an installed `open-webui` command), or auto."""
+    open_webui_image: str = DEFAULT_OPEN_WEBUI_IMAGE
+    """The Docker image; never pulled by the app (offline-first): `docker pull` it yourself."""
+    open_webui_command: str = "open-webui"
+    """The `open-webui` executable for the pip backend: a name on PATH or a full path."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.runtime_port <= 65535:
-            raise SettingsError(f"runtime_port must be between 0 and 65535, not {self.runtime_port}")
+        for name in ("runtime_port", "open_webui_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{name} must be between 0 and 65535, not {port}")
+        if self.open_webui_backend not in OPEN_WEBUI_BACKENDS:
+            raise SettingsError(f"open_webui_backend must be one of {', '.join(OPEN_WEBUI_BACKENDS)}")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.restart_limit < 0 or self.restart_window_s <= 0:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from desktop.config import Settings
+from desktop.openwebui.service import Endpoint, OpenWebUI
 from desktop.paths import AppPaths
 from desktop.runrecord import AlreadyRunning, RunRecord
 from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
@@ -20,21 +21,75 @@ from desktop.supervisor import RestartPolicy, ServiceState, ServiceStatus, Super
 
 ATTACH_RECHECK_S = 5.0
 Printer = Callable[[str], None]
+EndpointHook = Callable[[str | None], None]
+"""Told the endpoint's base URL whenever it is ready (again); for what follows the endpoint."""
 
 
-def run_headless(settings: Settings, paths: AppPaths, out: TextIO, stop: threading.Event) -> int:
+class OpenWebUIFollower:
+    """Runs Open WebUI against the current endpoint: started when the endpoint is first ready,
+    restarted when it changes (another model, another port), stopped at the end."""
+
+    def __init__(self, service: OpenWebUI, api_key: str, say: Printer) -> None:
+        self.service = service
+        self.api_key = api_key
+        self.say = say
+        self._base_url: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def follow(self, base_url: str | None) -> None:
+        if base_url is None or base_url == self._base_url:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return  # a start is under way; the next report brings the change again
+        self._base_url = base_url
+        self.say(f"open-webui: starting, wired to {base_url}")
+        self._thread = threading.Thread(target=self._start, args=(base_url,), name="open-webui", daemon=True)
+        self._thread.start()
+
+    def _start(self, base_url: str) -> None:
+        status = self.service.start(Endpoint(base_url, self.api_key))
+        self.say(f"open-webui: {status.state.value}: {status.message}")
+        for line in status.log_tail:
+            self.say(f"  | {line}")
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self.say(f"open-webui: {self.service.stop().message}")
+
+
+def run_headless(
+    settings: Settings,
+    paths: AppPaths,
+    out: TextIO,
+    stop: threading.Event,
+    with_open_webui: bool = False,
+) -> int:
     """Run until `stop` is set; returns the exit code."""
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
+    follower = (
+        OpenWebUIFollower(OpenWebUI(settings, paths), settings.api_key, say) if with_open_webui else None
+    )
+    try:
+        return _run(settings, paths, say, stop, follower.follow if follower else lambda _: None)
+    finally:
+        if follower is not None:
+            follower.stop()
+
+
+def _run(
+    settings: Settings, paths: AppPaths, say: Printer, stop: threading.Event, on_endpoint: EndpointHook
+) -> int:
     if settings.base_url:
-        return watch_endpoint(settings.base_url, settings.api_key, say, stop)
+        return watch_endpoint(settings.base_url, settings.api_key, say, stop, on_endpoint)
     app = discover_foundry_app()
     if app is not None and app.base_url:
         if settings.use_foundry_service:
             say(f"Using the Foundry Local app's service at {app.service_url}.")
-            return watch_endpoint(app.base_url, settings.api_key, say, stop)
+            return watch_endpoint(app.base_url, settings.api_key, say, stop, on_endpoint)
         say(
             f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
             "built-in runtime, run with --use-foundry-service."
@@ -60,7 +115,9 @@ def run_headless(settings: Settings, paths: AppPaths, out: TextIO, stop: threadi
     )
     supervisor.start()
     try:
-        return report_until_stopped(supervisor, RuntimeClient(paths.runtime_status_file), say, stop)
+        return report_until_stopped(
+            supervisor, RuntimeClient(paths.runtime_status_file), say, stop, on_endpoint
+        )
     finally:
         supervisor.stop()
         record.release()
@@ -72,6 +129,7 @@ def report_until_stopped(
     client: RuntimeClient,
     say: Printer,
     stop: threading.Event,
+    on_endpoint: EndpointHook,
 ) -> int:
     """Print what changes; 1 if the runtime host failed for good, 0 when stopped."""
     last = ""
@@ -84,6 +142,8 @@ def report_until_stopped(
         if line != last:
             last = line
             say(line)
+        if runtime is not None and runtime.state is RuntimeState.READY:
+            on_endpoint(runtime.base_url)
         if service.state is ServiceState.FAILED:
             for tail_line in service.log_tail:
                 say(f"  | {tail_line}")
@@ -110,7 +170,9 @@ def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
     return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
 
 
-def watch_endpoint(base_url: str, api_key: str, say: Printer, stop: threading.Event) -> int:
+def watch_endpoint(
+    base_url: str, api_key: str, say: Printer, stop: threading.Event, on_endpoint: EndpointHook
+) -> int:
     """Attach mode: nothing to host; report whether the endpoint answers, until stopped."""
     last = None
     while True:
@@ -118,6 +180,7 @@ def watch_endpoint(base_url: str, api_key: str, say: Printer, stop: threading.Ev
             models = list_endpoint_models(base_url, api_key)
             listed = ", ".join(models) or "none"
             line = f"ready: attached to {base_url}\n  base_url: {base_url}\n  models:   {listed}"
+            on_endpoint(base_url)
         except EndpointUnreachable as error:
             line = f"unreachable: {error}"
         if line != last:

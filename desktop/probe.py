@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +43,13 @@ def http_ok(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None = N
             return 200 <= int(response.status) < 300
     except (OSError, ValueError):
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, picked by the system."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,78 +17,10 @@ import pytest
 
 from desktop.paths import AppPaths
 from desktop.probe import wait_for
-from desktop.runtime.status import read_status
 from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
+from tests.support.headless_app import Headless
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
-
-
-class Headless:
-    """One `python -m desktop --headless` process whose output lines we can wait for."""
-
-    def __init__(self, home: Path, env: dict[str, str], *args: str) -> None:
-        self.home = home
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "desktop", "--headless", *args],
-            env={**os.environ, "FOUNDRY_DESK_HOME": str(home), **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.stderr = ""
-        self.exit_code: int | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for_line(self, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
-        deadline = timeout_s
-        while True:
-            try:
-                line = self.lines.get(timeout=deadline)
-            except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}; saw {self.seen}") from None
-            self.seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    def endpoint(self) -> tuple[str, str]:
-        base_url = self.wait_for_line(r"base_url: (\S+)").group(1)
-        model = self.wait_for_line(r"model: +(\S+)").group(1)
-        return base_url, model
-
-    def host_pid(self) -> int:
-        status = read_status(AppPaths.under(self.home).runtime_status_file)
-        assert status is not None
-        return status.pid
-
-    def finish(self, signum: int | None = signal.SIGTERM, timeout_s: float = 15.0) -> int:
-        """Signal the process (None: let it exit by itself), wait for it (killing it past the
-        timeout), and keep all its output."""
-        if self.exit_code is not None:
-            return self.exit_code
-        if signum is not None and self.process.poll() is None:
-            self.process.send_signal(signum)
-        try:
-            self.exit_code = self.process.wait(timeout=timeout_s)
-        finally:
-            self.process.kill()
-            self.process.wait()
-            self._reader.join(timeout=5)
-            while not self.lines.empty():
-                self.seen.append(self.lines.get())
-            assert self.process.stderr is not None and self.process.stdout is not None
-            self.stderr = self.process.stderr.read()
-            self.process.stderr.close()
-            self.process.stdout.close()
-        return self.exit_code if self.exit_code is not None else -1
 
 
 StartHeadless = Callable[..., Headless]
