@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from desktop.config import DEFAULT_OPEN_WEBUI_IMAGE, Settings
+from desktop.headless import OpenWebUIFollower
 from desktop.openwebui.docker import DockerCli
 from desktop.openwebui.service import (
     CONTAINER_NAME,
@@ -25,6 +26,7 @@ from desktop.openwebui.service import (
     Endpoint,
     OpenWebUI,
     OpenWebUIState,
+    OpenWebUIStatus,
     PipBackend,
     choose_backend,
 )
@@ -315,3 +317,48 @@ def test_headless_runs_open_webui_on_the_runtime_endpoint_and_stops_it(
     assert code == 0
     assert "open-webui: Open WebUI stopped." in app.seen
     assert fake_docker.containers() == {}
+
+
+class RecordingBackend:
+    """A real backend implementation that records what it was asked to do (no Docker needed)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.stops = 0
+
+    def start(self, endpoint: Endpoint) -> OpenWebUIStatus:
+        self.started.append(endpoint.base_url)
+        return OpenWebUIStatus(OpenWebUIState.RUNNING, "running", "http://127.0.0.1:1", self.name)
+
+    def stop(self) -> OpenWebUIStatus:
+        self.stops += 1
+        return OpenWebUIStatus(OpenWebUIState.STOPPED, "Open WebUI stopped.", backend=self.name)
+
+    def status(self) -> OpenWebUIStatus:
+        return OpenWebUIStatus(OpenWebUIState.RUNNING, "running", "http://127.0.0.1:1", self.name)
+
+    def logs(self, lines: int) -> list[str]:
+        return []
+
+
+def test_follower_restarts_open_webui_when_the_endpoint_changes(tmp_path: Path) -> None:
+    backend = RecordingBackend()
+    said: list[str] = []
+    follower = OpenWebUIFollower(OpenWebUI(Settings(), AppPaths.under(tmp_path), backend), "key", said.append)
+
+    for base_url in (
+        None,
+        "http://127.0.0.1:5282/v1",
+        "http://127.0.0.1:5282/v1",
+        "http://127.0.0.1:6000/v1",
+    ):
+        follower.follow(base_url)
+        assert follower._thread is not None or base_url is None
+        if follower._thread is not None:
+            follower._thread.join(timeout=5)
+    follower.stop()
+
+    assert backend.started == ["http://127.0.0.1:5282/v1", "http://127.0.0.1:6000/v1"]
+    assert backend.stops == 1 and said[-1] == "open-webui: Open WebUI stopped."
