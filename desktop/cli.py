@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--status", action="store_true", help="print the runtime's published status and exit")
     parser.add_argument(
+        "--webgpu",
+        action="store_true",
+        help="serve the in-browser (WebGPU) demo page and open it in a browser",
+    )
+    parser.add_argument(
         "--model", help=f"catalog alias or model id to serve (env MODEL; default {DEFAULT_MODEL})"
     )
     parser.add_argument(
@@ -93,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = read_status(paths.runtime_status_file)
         print(json.dumps(status.to_json() if status else {"state": "not running"}, indent=2))
         return 0
+    if options.get("webgpu"):
+        return serve_webgpu_page()
     cli: dict[str, Any] = {key: options[key] for key in SETTING_ARGS if key in options}
     try:
         loaded = load_settings(paths.settings_file, os.environ, cli)
@@ -114,3 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The desktop shell (tray and window) is not built yet: without --headless, run headless too.
     with capture_signals() as stop:
         return run_headless(loaded.settings, paths, sys.stdout, stop, with_open_webui="open_webui" in options)
+
+
+def serve_webgpu_page() -> int:
+    """Serve the WebGPU demo on 127.0.0.1 and open it in the user's browser, until interrupted."""
+    from desktop.webgpu import BUILD_COMMAND, open_in_browser, serve_webgpu
+
+    with capture_signals() as stop, serve_webgpu() as server:
+        print(f"WebGPU demo: {server.url}", flush=True)
+        if not server.built:
+            print(f"  not built yet: run `{BUILD_COMMAND}` in {server.root}", flush=True)
+        open_in_browser(server.url)
+        stop.wait()
+    return 0

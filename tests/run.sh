@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (none yet beyond Python itself).
-APT_PACKAGES=()
+# System packages the tests use: Debian's Chromium, which Playwright drives (never
+# `playwright install`, which would download a browser of its own).
+APT_PACKAGES=(chromium)
 if ((${#APT_PACKAGES[@]})); then
     missing=()
     for package in "${APT_PACKAGES[@]}"; do
@@ -22,6 +23,9 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+# The WebGPU page's ONNX Runtime Web files come from the pinned npm package.
+(cd webgpu && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent build)
 
 .venv/bin/ruff check desktop tests
 .venv/bin/ruff format --check desktop tests

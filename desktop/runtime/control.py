@@ -17,7 +17,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+from desktop.loopback import addressed_to_loopback
 
 
 class ModelNotFound(LookupError):
@@ -90,8 +90,7 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.ACCEPTED, host.status_json())
 
         def _from_loopback_name(self) -> bool:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-            if host in LOOPBACK_NAMES:
+            if addressed_to_loopback(self.headers.get("Host")):
                 return True
             self._reply(HTTPStatus.FORBIDDEN, {"error": "only 127.0.0.1 / localhost is served"})
             return False
