@@ -27,6 +27,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_OPEN_WEBUI_PORT = 3000
 DEFAULT_OPEN_WEBUI_IMAGE = "ghcr.io/open-webui/open-webui:main"
 OPEN_WEBUI_BACKENDS = ("auto", "docker", "pip")
+DEFAULT_CHAT_PORT = 5283
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant running privately on the user's computer."
+ROUTING_POLICIES = ("local-only", "local-first", "rules")
+TASK_TYPES = ("chat", "code", "long")
 
 
 class SettingsError(ValueError):
@@ -71,9 +75,31 @@ class Settings:
     """The Docker image; never pulled by the app (offline-first): `docker pull` it yourself."""
     open_webui_command: str = "open-webui"
     """The `open-webui` executable for the pip backend: a name on PATH or a full path."""
+    chat_port: int = DEFAULT_CHAT_PORT
+    """Port of the chat (Chainlit) on 127.0.0.1; a free one is used when it is busy."""
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """The system message at the start of every conversation ("" for none)."""
+    temperature: float = 0.7
+    """Sampling temperature of chat answers (0 to 2); the chat's settings panel changes it per chat."""
+    max_tokens: int = 1024
+    """Most tokens one answer may have; less when the conversation leaves less room in the context."""
+    chat_frame_ms: int = 40
+    """Streamed tokens are sent to the page at most once per this many ms (0: once per token),
+    so that long, fast answers do not make the browser fall behind the model."""
+    remote_base_url: str | None = None
+    """A second, remote OpenAI-compatible endpoint (e.g. Azure OpenAI) for hybrid routing."""
+    remote_api_key: str = ""
+    """Key sent to `remote_base_url`."""
+    remote_model: str | None = None
+    """Model (or Azure deployment) to ask at `remote_base_url`."""
+    routing: str = "local-only"
+    """local-only (nothing ever leaves the machine), local-first (remote when the local model
+    fails or the prompt does not fit), or rules (task types in `remote_tasks` go remote)."""
+    remote_tasks: str = "code,long"
+    """With routing = rules: comma-separated task types answered remotely (chat, code, long)."""
 
     def __post_init__(self) -> None:
-        for name in ("runtime_port", "open_webui_port"):
+        for name in ("runtime_port", "open_webui_port", "chat_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{name} must be between 0 and 65535, not {port}")
@@ -83,6 +109,21 @@ class Settings:
             raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.restart_limit < 0 or self.restart_window_s <= 0:
             raise SettingsError("restart_limit must be >= 0 and restart_window_s > 0")
+        if not 0 <= self.temperature <= 2:
+            raise SettingsError(f"temperature must be between 0 and 2, not {self.temperature}")
+        if self.chat_frame_ms < 0:
+            raise SettingsError("chat_frame_ms must be >= 0")
+        if self.max_tokens < 1:
+            raise SettingsError(f"max_tokens must be at least 1, not {self.max_tokens}")
+        if self.routing not in ROUTING_POLICIES:
+            raise SettingsError(f"routing must be one of {', '.join(ROUTING_POLICIES)}, not {self.routing!r}")
+        unknown = set(self.remote_task_list) - set(TASK_TYPES)
+        if unknown:
+            raise SettingsError(f"remote_tasks: unknown task types {sorted(unknown)}; use {TASK_TYPES}")
+
+    @property
+    def remote_task_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.remote_tasks.split(",") if t.strip())
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TextIO
 
+from desktop.chat.service import ChatServer
 from desktop.config import Settings
 from desktop.openwebui.service import Endpoint, OpenWebUI
 from desktop.paths import AppPaths
@@ -63,32 +65,50 @@ def run_headless(
     paths: AppPaths,
     out: TextIO,
     stop: threading.Event,
+    *,
     with_open_webui: bool = False,
+    with_chat: bool = False,
 ) -> int:
     """Run until `stop` is set; returns the exit code."""
+    lock = threading.Lock()
 
     def say(line: str) -> None:
-        print(line, file=out, flush=True)
+        with lock:
+            print(line, file=out, flush=True)
 
     follower = (
         OpenWebUIFollower(OpenWebUI(settings, paths), settings.api_key, say) if with_open_webui else None
     )
+    chat = ChatServer(settings, paths, say) if with_chat else None
     try:
-        return _run(settings, paths, say, stop, follower.follow if follower else lambda _: None)
+        return _run(settings, paths, say, stop, follower.follow if follower else lambda _: None, chat=chat)
     finally:
+        if chat is not None:
+            chat.stop()
         if follower is not None:
             follower.stop()
 
 
 def _run(
-    settings: Settings, paths: AppPaths, say: Printer, stop: threading.Event, on_endpoint: EndpointHook
+    settings: Settings,
+    paths: AppPaths,
+    say: Printer,
+    stop: threading.Event,
+    on_endpoint: EndpointHook,
+    *,
+    chat: ChatServer | None = None,
 ) -> int:
     if settings.base_url:
+        if chat is not None:
+            chat.start()
         return watch_endpoint(settings.base_url, settings.api_key, say, stop, on_endpoint)
     app = discover_foundry_app()
     if app is not None and app.base_url:
         if settings.use_foundry_service:
             say(f"Using the Foundry Local app's service at {app.service_url}.")
+            if chat is not None:
+                chat.settings = replace(settings, base_url=app.base_url)
+                chat.start()
             return watch_endpoint(app.base_url, settings.api_key, say, stop, on_endpoint)
         say(
             f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
@@ -114,11 +134,15 @@ def _run(
         on_exit=record.remove_child,
     )
     supervisor.start()
+    if chat is not None:
+        chat.start(record)
     try:
         return report_until_stopped(
             supervisor, RuntimeClient(paths.runtime_status_file), say, stop, on_endpoint
         )
     finally:
+        if chat is not None:
+            chat.stop()
         supervisor.stop()
         record.release()
         say("Stopped.")

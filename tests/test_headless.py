@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from desktop.paths import AppPaths
-from desktop.probe import wait_for
+from desktop.probe import http_ok, wait_for
 from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
 from tests.support.headless_app import Headless
 
@@ -210,3 +210,17 @@ def test_a_runtime_that_cannot_start_ends_failed_with_its_log(
     app.wait_for_line(r"runtime host failed: .*gave up after 1 restarts")
     app.wait_for_line(r"\| .*The model runtime could not start: .*File exists")
     assert app.finish(signum=None) == 1
+
+
+def test_headless_chat_serves_the_chat_prints_its_url_and_stops_it(
+    headless: StartHeadless, tiny_models: TinyModels
+) -> None:
+    app = headless({**serving(tiny_models), "FOUNDRY_DESK_CHAT_PORT": str(free_port())}, "--chat")
+    url = app.wait_for_line(r"chat: (http://127\.0\.0\.1:\d+)", timeout_s=60).group(1)
+    assert http_ok(f"{url}/health")
+    chat_pids = [p.pid for p in psutil.Process(app.process.pid).children() if "chat-server" in p.cmdline()]
+    assert chat_pids
+
+    assert app.finish(signal.SIGTERM) == 0
+    assert not http_ok(f"{url}/health")
+    assert all(gone(pid) for pid in chat_pids)

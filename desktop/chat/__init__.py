@@ -1,0 +1,1 @@
+"""The chat: a Chainlit server that streams answers from the local model."""

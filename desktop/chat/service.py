@@ -1,0 +1,100 @@
+"""The chat server as a supervised service of the app: its command, its probe, start and stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from desktop import compat
+from desktop.chat.server import SETTINGS_ENV, settings_to_env
+from desktop.config import Settings
+from desktop.paths import AppPaths, self_command
+from desktop.probe import free_port, http_ok
+from desktop.runrecord import RunRecord
+from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, ServiceStatus, Supervisor
+
+SERVICE_NAME = "chat"
+
+
+def pick_port(preferred: int) -> int:
+    """The pinned port when it is free, else one the system picks."""
+    if preferred and compat.can_listen(preferred):
+        return preferred
+    return free_port()
+
+
+def chat_spec(
+    settings: Settings, paths: AppPaths, port: int, env: Mapping[str, str] | None = None
+) -> ServiceSpec:
+    """The supervised chat server on 127.0.0.1:`port`."""
+    url = f"http://127.0.0.1:{port}"
+    command = self_command(
+        "chat-server",
+        "--port", str(port),
+        "--status-file", str(paths.runtime_status_file),
+        "--data-dir", str(paths.data_dir / "chat"),
+        "--app-root", str(paths.state_dir / "chat"),
+    )  # fmt: skip
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        command=command,
+        probe=lambda pid: http_ok(f"{url}/health", timeout_s=3.0),
+        env={**(env or {}), SETTINGS_ENV: settings_to_env(settings)},
+        start_timeout_s=60.0,
+        stop_timeout_s=5.0,
+    )
+
+
+class ChatServer:
+    """The chat server under its own supervisor; tells `say` its URL when it is up."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: AppPaths,
+        say: Callable[[str], None] | None = None,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.say = say or (lambda _: None)
+        self.policy = policy or RestartPolicy(
+            limit=settings.restart_limit, window_s=settings.restart_window_s
+        )
+        self.port = 0
+        self.supervisor: Supervisor | None = None
+        self._last = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, record: RunRecord | None = None) -> None:
+        if self.supervisor is not None:
+            return
+        self.port = pick_port(self.settings.chat_port)
+        env = record.child_env if record is not None else {}
+        self.supervisor = Supervisor(
+            chat_spec(self.settings, self.paths, self.port, env),
+            self.paths.log_dir,
+            self.policy,
+            on_change=self._report,
+            on_spawn=record.add_child if record is not None else None,
+            on_exit=record.remove_child if record is not None else None,
+        )
+        self.supervisor.start()
+
+    def stop(self) -> None:
+        supervisor, self.supervisor = self.supervisor, None
+        if supervisor is not None:
+            supervisor.stop()
+
+    def _report(self, status: ServiceStatus) -> None:
+        if status.state is ServiceState.RUNNING:
+            line = f"chat: {self.url}"
+        elif status.state in (ServiceState.BACKOFF, ServiceState.FAILED):
+            line = f"chat server {status.state.value}: {status.message}"
+        else:
+            return
+        if line != self._last:
+            self._last = line
+            self.say(line)

@@ -1,0 +1,172 @@
+"""Benchmark of the chat in Debian's Chromium: is the page as quick as the model?
+
+    .venv/bin/python tests/benchmark_chat.py [--runs 5] [--tokens 1000]
+
+1. Time to first token: from pressing Enter to the first answer text painted in the page (a
+   MutationObserver plus the next animation frame), against the endpoint's own time to first
+   token for the same conversation (the openai client, straight to the runtime). Target: at most
+   50 ms more.
+2. Fast stream: a model streaming hundreds of tokens/s for `--tokens` tokens; how long after the
+   model finished is the last token painted. Target: within 100 ms. Measured with streamed
+   updates coalesced per frame (the default, 40 ms) and once per token (`chat_frame_ms = 0`).
+3. The chat server's memory (RSS) at idle, after a page has loaded and answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import openai
+import psutil
+from playwright.sync_api import Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from desktop.config import Settings
+from tests.conftest import free_port
+from tests.support.chat_browser import ChatStack, open_chat, send
+from tests.support.webgpu_browser import launch
+from tests.tinymodel import build_model
+
+OBSERVER = """
+() => {
+  window.bench = {sent: null, first: null, last: null, done: null, textAtSend: 0};
+  const answers = () => [...document.querySelectorAll('[data-step-type="assistant_message"]')];
+  document.querySelector('#chat-input').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      window.bench = {sent: performance.now(), first: null, last: null, done: null,
+                      count: answers().length};
+    }
+  }, {capture: true});
+  new MutationObserver(() => {
+    const b = window.bench;
+    if (b.sent === null || b.done !== null) return;
+    const fresh = answers().slice(b.count).map(e => e.innerText).join('');
+    if (!fresh.trim()) return;
+    requestAnimationFrame(() => {
+      const now = performance.now();
+      if (b.first === null) b.first = now;
+      if (fresh.includes('computed ')) { if (b.done === null) b.done = now; }
+      else b.last = now;
+    });
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+def endpoint_timing(stack: ChatStack, max_tokens: int) -> tuple[float, float]:
+    """The endpoint's own time to first token and total time, in ms, for a one-message chat."""
+    status = stack.ready()
+    client = openai.OpenAI(base_url=status.base_url, api_key="x", max_retries=0)
+    messages: Any = [
+        {"role": "system", "content": Settings().system_prompt},
+        {"role": "user", "content": "Hi there"},
+    ]
+    started = time.perf_counter()
+    first = None
+    for chunk in client.chat.completions.create(
+        model=status.model_id or "", messages=messages, max_tokens=max_tokens, stream=True
+    ):
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter()
+    total = time.perf_counter() - started
+    return ((first or started) - started) * 1000, total * 1000
+
+
+def browser_timing(page: Page, text: str, timeout_ms: int = 120_000) -> dict[str, float]:
+    send(page, text)
+    page.wait_for_function("() => window.bench.done !== null", timeout=timeout_ms)
+    page.wait_for_selector("#stop-button", state="detached", timeout=timeout_ms)
+    bench: dict[str, float] = page.evaluate("window.bench")
+    return bench
+
+
+def tree_rss_mb(pid: int) -> float:
+    process = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+
+def run(root: Path, model: Path, frame_ms: int, runs: int, max_tokens: int) -> dict[str, Any]:
+    settings = Settings(
+        model_path=model, runtime_port=free_port(), max_tokens=max_tokens, chat_frame_ms=frame_ms
+    )
+    stack = ChatStack.start(root, replace(settings))
+    try:
+        stack.ready()
+        endpoint = [endpoint_timing(stack, max_tokens) for _ in range(runs + 1)][1:]
+        with sync_playwright() as driver:
+            browser = launch(driver)
+            page = browser.new_page()
+            open_chat(page, stack.url)
+            page.evaluate(OBSERVER)
+            browser_timing(page, "warm up")
+            seen = []
+            for _ in range(runs):
+                page.reload()
+                page.wait_for_selector("#chat-input")
+                page.evaluate(OBSERVER)
+                seen.append(browser_timing(page, "Hi there"))
+            time.sleep(2)
+            assert stack.chat.supervisor is not None and stack.chat.supervisor.status.pid is not None
+            rss = tree_rss_mb(stack.chat.supervisor.status.pid)
+            browser.close()
+    finally:
+        stack.stop()
+    ttft_endpoint = statistics.median(e[0] for e in endpoint)
+    total_endpoint = statistics.median(e[1] for e in endpoint)
+    ttft_page = statistics.median(b["first"] - b["sent"] for b in seen)
+    # The final update (whole answer and footer) is when the last token is surely painted.
+    last_page = statistics.median(b["done"] - b["sent"] for b in seen)
+    streaming_page = statistics.median(b["done"] - b["first"] for b in seen)
+    return {
+        "frame_ms": frame_ms,
+        "stream_lag_ms": streaming_page - (total_endpoint - ttft_endpoint),
+        "endpoint_ttft_ms": ttft_endpoint,
+        "page_ttft_ms": ttft_page,
+        "endpoint_total_ms": total_endpoint,
+        "page_last_token_ms": last_page,
+        "last_token_lag_ms": last_page - total_endpoint,
+        "chat_server_rss_mb": rss,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temp:
+        root = Path(temp)
+        quick = build_model(root / "models" / "alpha", "Hello from the tiny model.")
+        fast = build_model(
+            root / "models" / "fast", "and on", endless=True, width=1024, depth=8, context_length=8192
+        )
+        print("time to first token (tiny model, one-sentence answer):")
+        result = run(root / "ttft", quick, 40, args.runs, 64)
+        print(
+            f"  endpoint {result['endpoint_ttft_ms']:.1f} ms, page {result['page_ttft_ms']:.1f} ms, "
+            f"added {result['page_ttft_ms'] - result['endpoint_ttft_ms']:.1f} ms"
+        )
+        print(f"  chat server RSS at idle: {result['chat_server_rss_mb']:.0f} MB")
+        for frame_ms in (40, 0):
+            result = run(root / f"stream{frame_ms}", fast, frame_ms, max(1, args.runs // 2), args.tokens)
+            rate = args.tokens / result["endpoint_total_ms"] * 1000
+            print(
+                f"fast stream, {args.tokens} tokens at {rate:.0f} tokens/s, frame {frame_ms} ms: "
+                f"model done at "
+                f"{result['endpoint_total_ms']:.0f} ms, last token painted at "
+                f"{result['page_last_token_ms']:.0f} ms (lag {result['last_token_lag_ms']:.0f} ms; "
+                f"first-to-last token {result['stream_lag_ms']:.0f} ms slower than the model's)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

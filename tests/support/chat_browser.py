@@ -1,0 +1,136 @@
+"""The chat stack for tests: a supervised runtime host, a supervised chat server, and helpers
+that drive the chat page in Debian's Chromium (offline) and wait on what it shows.
+
+Shared by tests/test_chat_browser.py and tests/benchmark_chat.py.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from desktop.chat.service import ChatServer
+from desktop.config import Settings
+from desktop.paths import AppPaths
+from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
+from desktop.runtime.status import RuntimeState, RuntimeStatus
+from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
+from tests.conftest import free_port
+
+FAST = RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2)
+ANSWER = '[data-step-type="assistant_message"]'
+USER = '[data-step-type="user_message"]'
+
+
+@dataclass
+class ChatStack:
+    """A runtime host and a chat server, both supervised, sharing one app folder."""
+
+    paths: AppPaths
+    runtime: Supervisor
+    client: RuntimeClient
+    chat: ChatServer
+
+    @classmethod
+    def start(cls, root: Path, settings: Settings, with_runtime: bool = True) -> ChatStack:
+        paths = AppPaths.under(root).create()
+        settings = replace(settings, chat_port=free_port())
+        runtime = Supervisor(runtime_spec(settings, paths), paths.log_dir, FAST)
+        if with_runtime:
+            runtime.start()
+        chat = ChatServer(settings, paths, policy=FAST)
+        chat.start()
+        return cls(paths, runtime, RuntimeClient(paths.runtime_status_file), chat)
+
+    @property
+    def url(self) -> str:
+        return self.chat.url
+
+    def ready(self, timeout_s: float = 60.0) -> RuntimeStatus:
+        """Wait until both the chat server and the current runtime host are ready."""
+        assert self.chat.supervisor is not None
+        chat = self.chat.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
+        assert chat.state is ServiceState.RUNNING, chat
+        self.runtime.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
+        return self.client.wait(
+            lambda s: s.state is RuntimeState.READY and s.pid == self.runtime.status.pid, timeout_s
+        )
+
+    def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
+        """Switch the runtime's model, waiting out a switch already under way."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.client.select(model, timeout_s)
+            except RuntimeRequestError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def chat_ready(self, timeout_s: float = 60.0) -> None:
+        assert self.chat.supervisor is not None
+        status = self.chat.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
+        assert status.state is ServiceState.RUNNING, status
+
+    def stop(self) -> None:
+        self.chat.stop()
+        self.runtime.stop()
+
+
+def open_chat(page: Page, url: str) -> None:
+    """Open the chat (the local user is signed in by itself) and wait for the message box."""
+    page.goto(url)
+    page.wait_for_selector("#user-nav-button", timeout=20_000)  # signed in
+    page.wait_for_selector("#chat-input", timeout=20_000)
+
+
+def send(page: Page, text: str) -> float:
+    """Type `text` and press Enter; returns the time it was sent (perf_counter).
+
+    Right after a chat's first answer Chainlit moves the page to the thread's URL and re-creates
+    the message box; text typed in that instant is lost, as it would be for a (very fast) user.
+    So the message counts as sent only once the page shows it, and is typed again otherwise.
+    """
+    before = page.locator(USER).count()
+    for _ in range(3):
+        wait_idle(page)
+        page.fill("#chat-input", text)
+        page.wait_for_selector("#chat-submit:not([disabled])", timeout=30_000)
+        sent = time.perf_counter()
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_function(
+                "([selector, before]) => document.querySelectorAll(selector).length > before",
+                arg=[USER, before],
+                timeout=5_000,
+            )
+        except PlaywrightTimeoutError:
+            continue
+        return sent
+    raise AssertionError(f"the chat did not take the message {text[:40]!r}")
+
+
+def answers(page: Page) -> list[str]:
+    return [text.strip() for text in page.locator(ANSWER).all_inner_texts()]
+
+
+def wait_for_answer(page: Page, text: str, count: int = 1, timeout_ms: int = 30_000) -> None:
+    """Wait until `count` assistant messages contain `text`."""
+    try:
+        page.wait_for_function(
+            """([selector, text, count]) => [...document.querySelectorAll(selector)]
+                .filter(e => e.innerText.includes(text)).length >= count""",
+            arg=[ANSWER, text, count],
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"no {count} answer(s) with {text!r}; the chat shows {answers(page)}") from None
+
+
+def wait_idle(page: Page, timeout_ms: int = 30_000) -> None:
+    """Wait until no answer is running (the Stop button is gone)."""
+    page.wait_for_selector("#stop-button", state="detached", timeout=timeout_ms)

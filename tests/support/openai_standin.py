@@ -1,0 +1,83 @@
+"""A stand-in "remote" OpenAI-compatible endpoint on 127.0.0.1 that counts what it is asked.
+
+Streams a fixed answer for any chat request, so routing tests can tell which endpoint answered
+and assert that local-only never contacted it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+REMOTE_ANSWER = "Remote stand-in answering."
+REMOTE_MODEL = "remote-model"
+
+
+class RemoteStandIn:
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
+        """The JSON of each chat request, in order."""
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> RemoteStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                standin.requests.append(f"GET {self.path}")
+                self._json({"object": "list", "data": [{"id": REMOTE_MODEL, "object": "model"}]})
+
+            def do_POST(self) -> None:
+                standin.requests.append(f"POST {self.path}")
+                standin.bodies.append(
+                    json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for word in REMOTE_ANSWER.split(" "):
+                    self._event({"delta": {"content": word + " "}, "index": 0, "finish_reason": None})
+                self._event({"delta": {}, "index": 0, "finish_reason": "stop"})
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+            def _event(self, choice: dict[str, Any]) -> None:
+                chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": REMOTE_MODEL}
+                chunk["choices"] = [choice]
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+
+            def _json(self, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler

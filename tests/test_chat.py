@@ -1,0 +1,180 @@
+"""The chat's pure parts (context fitting, routing, states) and its history database, without a browser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from desktop.chat import trimming
+from desktop.chat.endpoint import LOCAL, REMOTE, classify_task, describe_runtime, plan
+from desktop.chat.history import auth_secret, conninfo, create_schema
+from desktop.chat.server import offline_html, settings_from_env, settings_to_env
+from desktop.config import Settings, SettingsError
+from desktop.probe import wait_for
+from desktop.runtime.status import RuntimeState, RuntimeStatus
+
+
+def turns(*texts: str) -> list[trimming.Message]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+def test_a_short_conversation_is_sent_whole_with_the_answer_budget_shrunk_to_fit() -> None:
+    fitted = trimming.fit("sys", turns("hi", "hello", "how are you?"), 512, 1024)
+    assert fitted.fits and fitted.dropped == 0
+    assert [m["role"] for m in fitted.messages] == ["system", "user", "assistant", "user"]
+    used = sum(trimming.message_tokens(m) for m in fitted.messages)
+    assert fitted.max_tokens == 512 - used
+
+
+def test_a_long_conversation_drops_whole_turns_from_the_oldest_end() -> None:
+    long = "x" * 600  # ~200 tokens each
+    conversation = turns(long, long, long, long, "newest question")
+    fitted = trimming.fit("sys", conversation, 512, 1024)
+    assert fitted.fits and fitted.dropped > 0
+    assert fitted.messages[0]["role"] == "system"
+    assert fitted.messages[1]["role"] == "user", "a kept turn starts with the user's message"
+    assert fitted.messages[-1]["content"] == "newest question"
+    assert fitted.max_tokens == 256
+    assert sum(trimming.message_tokens(m) for m in fitted.messages) + fitted.max_tokens <= 512
+
+
+def test_a_message_too_long_on_its_own_does_not_fit() -> None:
+    fitted = trimming.fit("sys", turns("y" * 3000), 512, 1024)
+    assert not fitted.fits
+
+
+def test_unknown_context_sends_everything() -> None:
+    fitted = trimming.fit("", turns("a", "b", "c"), None, 99)
+    assert fitted == trimming.Fitted(turns("a", "b", "c"), 0, 99, True)
+
+
+def test_drop_oldest_turn_keeps_the_system_prompt_and_stops_at_the_newest_message() -> None:
+    messages = [{"role": "system", "content": "s"}, *turns("1", "2", "3", "4", "5")]
+    shorter = trimming.drop_oldest_turn(messages)
+    assert shorter is not None
+    remaining, dropped = shorter
+    assert dropped == 2 and [m["content"] for m in remaining] == ["s", "3", "4", "5"]
+    assert trimming.drop_oldest_turn([{"role": "system", "content": "s"}, *turns("only")]) is None
+
+
+def test_the_endpoint_s_own_token_arithmetic_is_read() -> None:
+    message = (
+        "search_options.cc:108 request requires 1813 total tokens (1803 input + 10 output), which "
+        "exceeds the model's maximum context length of 512 tokens"
+    )
+    assert trimming.is_context_error(message)
+    budget = trimming.parse_budget(message)
+    assert budget == trimming.Budget(1803, 10, 512) and budget.answer_room == 512 - 1803
+    assert trimming.parse_budget("Model not loaded") is None
+    assert not trimming.is_context_error("Model not loaded")
+
+
+def test_routing_policies() -> None:
+    local_only = Settings()
+    assert plan(local_only, "write a python script", remote_available=True) == [LOCAL]
+    first = Settings(routing="local-first")
+    assert plan(first, "hi", remote_available=True) == [LOCAL, REMOTE]
+    assert plan(first, "hi", remote_available=False) == [LOCAL]
+    rules = Settings(routing="rules", remote_tasks="code")
+    assert plan(rules, "Fix this: ```x = 1```", remote_available=True) == [REMOTE]
+    assert plan(rules, "How is the weather?", remote_available=True) == [LOCAL]
+    assert classify_task("word " * 2000) == "long"
+    with pytest.raises(SettingsError):
+        Settings(routing="everywhere")
+    with pytest.raises(SettingsError):
+        Settings(remote_tasks="poetry")
+
+
+def status(state: RuntimeState, **changes: object) -> RuntimeStatus:
+    return RuntimeStatus(state, **changes)  # type: ignore[arg-type]
+
+
+def test_each_runtime_state_becomes_a_sentence_or_a_target() -> None:
+    assert "starting" in describe_runtime(None, "k").message
+    downloading = describe_runtime(status(RuntimeState.DOWNLOADING, progress=42.4, message="phi"), "k")
+    assert downloading.target is None and "42 %" in downloading.message and downloading.transient
+    no_model = describe_runtime(status(RuntimeState.NO_MODEL, message="No model available: set X."), "k")
+    assert not no_model.transient and no_model.message == "No model available: set X."
+    dead = describe_runtime(status(RuntimeState.READY, pid=2**22 + 12345, base_url="u", model_id="m"), "k")
+    assert "restarting" in dead.message
+    ready = describe_runtime(
+        status(RuntimeState.READY, base_url="http://127.0.0.1:1/v1", model_id="m", context_length=512), "k"
+    )
+    assert ready.target is not None and ready.target.context_length == 512 and ready.target.where == LOCAL
+
+
+def test_the_history_schema_takes_what_chainlit_s_data_layer_writes(tmp_path: Path) -> None:
+    database = tmp_path / "history.sqlite3"
+    create_schema(database)
+    create_schema(database)  # idempotent
+
+    # In a child process: importing Chainlit reads (and writes) a config in its app root.
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", ROUNDTRIP, conninfo(database)],
+        env={**os.environ, "CHAINLIT_APP_ROOT": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['hi']"
+
+
+ROUNDTRIP = """
+import asyncio, sys
+import chainlit
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+
+async def roundtrip():
+    layer = SQLAlchemyDataLayer(conninfo=sys.argv[1])
+    user = await layer.create_user(chainlit.User(identifier="local"))
+    await layer.update_thread("t1", name="first chat", user_id=user.id)
+    step = {"id": "s1", "threadId": "t1", "name": "local", "type": "user_message", "output": "hi",
+            "streaming": False, "metadata": {}, "createdAt": "2026-01-01T00:00:00Z"}
+    await SQLAlchemyDataLayer.create_step.__wrapped__(layer, step)  # outside a chat session
+    thread = await layer.get_thread("t1")
+    print([s["output"] for s in thread["steps"]])
+    await layer.engine.dispose()
+
+asyncio.run(roundtrip())
+"""
+
+
+def test_the_auth_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "chat" / "auth-secret"
+    first = auth_secret(path)
+    assert len(first) >= 32 and auth_secret(path) == first
+    if os.name == "posix":
+        assert path.stat().st_mode & 0o077 == 0
+
+
+def test_settings_travel_to_the_chat_server_unchanged(tmp_path: Path) -> None:
+    settings = Settings(model_path=tmp_path, temperature=0.2, routing="rules", remote_model="gpt")
+    assert settings_from_env(settings_to_env(settings)) == settings
+
+
+def test_the_page_links_nothing_outside_loopback() -> None:
+    page = (
+        '<link rel="preconnect" href="https://fonts.googleapis.com" />\n'
+        '<link href="https://cdn.jsdelivr.net/npm/katex@0.16.22/dist/katex.min.css" rel="stylesheet"/>'
+        '<link rel="stylesheet" crossorigin href="/assets/index.css">'
+    )
+    assert offline_html(lambda _: page)("") == '<link rel="stylesheet" crossorigin href="/assets/index.css">'
+
+
+def test_a_killed_runtime_host_not_yet_reaped_reads_as_restarting() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.kill()
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout_s=10)
+        ready_but_dead = status(RuntimeState.READY, pid=child.pid, base_url="u", model_id="m")
+        assert "restarting" in describe_runtime(ready_but_dead, "k").message
+    finally:
+        child.wait()

@@ -1,0 +1,336 @@
+"""The chat end to end: the real runtime host and chat server, driven in Debian's Chromium offline.
+
+Every request the page makes is recorded; all must go to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from desktop.config import Settings
+from desktop.probe import http_ok
+from desktop.supervisor import ServiceState
+from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
+from tests.support.chat_browser import (
+    ANSWER,
+    ChatStack,
+    answers,
+    open_chat,
+    send,
+    wait_for_answer,
+    wait_idle,
+)
+from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
+from tests.support.webgpu_browser import CHROMIUM, RequestLog, launch
+from tests.tinymodel import build_model
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
+ENDLESS_ANSWER = "and on"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Streams until the token budget at ~200 tokens/s (a real 16-layer MLP), so Stop has time."""
+    folder = tmp_path_factory.mktemp("models") / "endless"
+    return build_model(folder, ENDLESS_ANSWER, endless=True, width=1024, depth=16, context_length=16384)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: TinyModels, endless: Path
+) -> Iterator[ChatStack]:
+    """Alpha served, beta and the endless model registered (so the chat's picker lists them)."""
+    stack = ChatStack.start(
+        tmp_path_factory.mktemp("app"),
+        Settings(model_path=tiny_models.alpha, runtime_port=free_port(), max_tokens=8192),
+    )
+    try:
+        stack.ready()
+        stack.select(str(tiny_models.beta))
+        stack.select(str(endless))
+        stack.select("alpha")
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    log = RequestLog()
+    page.on("request", log.record)
+    yield page
+    context.close()
+    assert log.urls, "the page made no request at all"
+    assert not log.outside(), f"requests left 127.0.0.1: {log.outside()}"
+
+
+def test_answer_streams_in_and_the_chat_is_kept_and_resumed(stack: ChatStack, page: Page) -> None:
+    stack.ready()
+    open_chat(page, stack.url)
+    send(page, "Hi there")
+    wait_for_answer(page, ALPHA_ANSWER)
+    wait_for_answer(page, "computed on this computer")
+    wait_idle(page)
+
+    page.reload()
+    page.wait_for_selector("#thread-history [id^='thread-']", timeout=20_000)
+    threads = page.locator("#thread-history [id^='thread-']")
+    assert "Hi there" in threads.first.inner_text()
+    threads.first.click()
+    wait_for_answer(page, ALPHA_ANSWER)
+    send(page, "And again?")
+    wait_for_answer(page, ALPHA_ANSWER, count=2)
+
+
+def choose_model(page: Page, model_id: str) -> None:
+    """Pick a model in the chat's settings and confirm."""
+    page.click("#chat-settings-open-modal")
+    page.click("#model")
+    page.get_by_role("option", name=model_id).click()
+    page.get_by_role("button", name="Confirm").click()
+
+
+def test_switching_model_in_the_chat(stack: ChatStack, page: Page) -> None:
+    stack.ready()
+    open_chat(page, stack.url)
+    choose_model(page, "beta-generic-cpu:1")
+    wait_for_answer(page, "Now using beta-generic-cpu:1")
+    send(page, "Who is this?")
+    wait_for_answer(page, BETA_ANSWER)
+    choose_model(page, "alpha-generic-cpu:1 (current)".replace(" (current)", ""))
+    wait_for_answer(page, "Now using alpha-generic-cpu:1")
+    send(page, "And now?")
+    wait_for_answer(page, ALPHA_ANSWER)
+
+
+def test_stop_ends_a_long_answer(stack: ChatStack, page: Page) -> None:
+    stack.ready()
+    open_chat(page, stack.url)
+    choose_model(page, "endless-generic-cpu:1")
+    wait_for_answer(page, "Now using endless-generic-cpu:1")
+    try:
+        send(page, "Go on forever")
+        wait_for_answer(page, f"{ENDLESS_ANSWER} {ENDLESS_ANSWER} {ENDLESS_ANSWER}")
+        page.click("#stop-button")
+        wait_for_answer(page, "(stopped)")
+        stopped = [text for text in answers(page) if "(stopped)" in text]
+        time.sleep(0.5)  # nothing may arrive after Stop: compare the answer after a while
+        assert [text for text in answers(page) if "(stopped)" in text] == stopped
+        assert ENDLESS_ANSWER in stopped[0]
+        assert len(stopped[0]) < 8192 * 3, "the answer ran to its end: Stop did not stop it"
+        # The model stopped too, not only the page: the runtime host is idle again.
+        host = psutil.Process(stack.runtime.status.pid)
+        assert host.cpu_percent(interval=1.0) < 30, "the runtime kept generating after Stop"
+    finally:
+        stack.select("alpha")
+    send(page, "Hello?")
+    wait_for_answer(page, ALPHA_ANSWER, timeout_ms=10_000)
+
+
+def test_killed_runtime_shows_restarting_then_answers(stack: ChatStack, page: Page) -> None:
+    first = stack.ready()
+    open_chat(page, stack.url)
+    send(page, "Before")
+    wait_for_answer(page, ALPHA_ANSWER)
+    wait_idle(page)
+
+    os.kill(first.pid, signal.SIGKILL)
+    send(page, "During the restart")
+    wait_for_answer(page, "restarting")
+    wait_for_answer(page, ALPHA_ANSWER, count=2)
+    assert stack.client.status() is not None
+    assert stack.ready().pid != first.pid
+
+
+def test_killed_chat_server_is_restarted_with_history_intact(stack: ChatStack, page: Page) -> None:
+    stack.ready()
+    open_chat(page, stack.url)
+    send(page, "Remember this chat")
+    wait_for_answer(page, ALPHA_ANSWER)
+    wait_idle(page)
+    assert stack.chat.supervisor is not None
+    old = stack.chat.supervisor.status.pid
+    assert old is not None
+
+    os.kill(old, signal.SIGKILL)
+    stack.chat.supervisor.wait_until(lambda s: s.pid != old and s.state is ServiceState.RUNNING, 60)
+    open_chat(page, stack.url)
+    thread = page.locator("#thread-history [id^='thread-']", has_text="Remember this chat")
+    thread.first.click()
+    wait_for_answer(page, ALPHA_ANSWER)
+    page.wait_for_selector(f"{ANSWER}, [data-step-type='user_message']")
+    assert "Remember this chat" in page.inner_text("body")
+
+
+def test_over_long_conversation_is_trimmed_answered_and_the_user_told(stack: ChatStack, page: Page) -> None:
+    stack.ready()
+    open_chat(page, stack.url)
+    long_text = "words " * 60  # ~360 tokens for the byte-level tiny model; its context is 512
+    for count in (1, 2, 3):
+        send(page, f"{count} {long_text}")
+        wait_for_answer(page, ALPHA_ANSWER, count=count)
+        wait_idle(page)
+    wait_for_answer(page, "were left out of this answer")
+    assert not [text for text in answers(page) if "error" in text.lower()]
+
+
+@pytest.fixture(scope="module")
+def remote() -> Iterator[RemoteStandIn]:
+    with RemoteStandIn() as standin:
+        yield standin
+
+
+def routed_stack(root: Path, remote: RemoteStandIn, routing: str, model_path: Path | None) -> ChatStack:
+    settings = Settings(
+        model="no-such-model",
+        model_path=model_path,
+        allow_download=False,
+        runtime_port=free_port(),
+        remote_base_url=remote.base_url,
+        remote_model=REMOTE_MODEL,
+        remote_api_key="test-key",
+        routing=routing,
+    )
+    return ChatStack.start(root, settings)
+
+
+def test_local_only_never_contacts_the_remote_endpoint(
+    tmp_path: Path, remote: RemoteStandIn, tiny_models: TinyModels, page: Page
+) -> None:
+    remote.requests.clear()
+    stack = routed_stack(tmp_path / "app", remote, "local-only", model_path=None)
+    try:
+        stack.chat_ready()
+        open_chat(page, stack.url)
+        send(page, "Hi there")
+        wait_for_answer(page, "No model available")
+        send(page, "def f(): pass  # code, and " + "long " * 400)
+        wait_for_answer(page, "No model available", count=2)
+    finally:
+        stack.stop()
+    assert remote.requests == []
+
+
+def test_local_first_falls_back_when_local_fails_or_the_prompt_does_not_fit(
+    tmp_path: Path, remote: RemoteStandIn, tiny_models: TinyModels, page: Page
+) -> None:
+    remote.requests.clear()
+    stack = routed_stack(tmp_path / "app", remote, "local-first", model_path=tiny_models.alpha)
+    try:
+        stack.ready()
+        open_chat(page, stack.url)
+        send(page, "Hi there")
+        wait_for_answer(page, "computed on this computer")
+        assert ALPHA_ANSWER in answers(page)[-1]
+        assert remote.requests == []
+
+        send(page, "too long " * 400)  # far over alpha's 512-token context
+        wait_for_answer(page, "computed remotely")
+        assert REMOTE_ANSWER in answers(page)[-1]
+        assert [r for r in remote.requests if r.startswith("POST")]
+
+        stack.runtime.stop()  # the local model is gone
+        send(page, "Still there?")
+        wait_for_answer(page, REMOTE_ANSWER, count=2)
+    finally:
+        stack.stop()
+
+
+def test_a_resumed_chat_sends_the_whole_conversation_with_the_system_prompt(
+    tmp_path: Path, remote: RemoteStandIn, page: Page
+) -> None:
+    """Rules routing with every task type remote: the stand-in sees exactly what the model gets."""
+    settings = Settings(
+        model="no-such-model",
+        allow_download=False,
+        runtime_port=free_port(),
+        remote_base_url=remote.base_url,
+        remote_model=REMOTE_MODEL,
+        routing="rules",
+        remote_tasks="chat,code,long",
+        system_prompt="Be brief.",
+        temperature=0.3,
+    )
+    stack = ChatStack.start(tmp_path / "app", settings)
+    try:
+        stack.chat_ready()
+        open_chat(page, stack.url)
+        send(page, "First question")
+        wait_for_answer(page, "computed remotely")
+        wait_idle(page)
+        page.reload()
+        page.locator("#thread-history [id^='thread-']", has_text="First question").first.click()
+        wait_for_answer(page, REMOTE_ANSWER)
+        send(page, "Second question")
+        wait_for_answer(page, REMOTE_ANSWER, count=2)
+    finally:
+        stack.stop()
+    last = remote.bodies[-1]
+    assert [(m["role"], m["content"].strip()) for m in last["messages"]] == [
+        ("system", "Be brief."),
+        ("user", "First question"),
+        ("assistant", REMOTE_ANSWER),
+        ("user", "Second question"),
+    ]
+    assert last["temperature"] == 0.3 and last["stream"] is True
+
+
+def test_what_was_shown_survives_a_kill_of_the_chat_server_mid_answer(
+    stack: ChatStack, page: Page, endless: Path
+) -> None:
+    stack.ready()
+    stack.select(str(endless))
+    try:
+        open_chat(page, stack.url)
+        send(page, "Keep going, then crash")
+        wait_for_answer(page, " ".join([ENDLESS_ANSWER] * 20))
+        shown = next(text for text in answers(page) if ENDLESS_ANSWER in text)
+        time.sleep(2.0)  # the partial answer is saved every second: what was shown 2 s ago is kept
+        assert stack.chat.supervisor is not None
+        old = stack.chat.supervisor.status.pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        stack.chat.supervisor.wait_until(lambda s: s.pid != old and s.state is ServiceState.RUNNING, 60)
+    finally:
+        stack.select("alpha")
+    open_chat(page, stack.url)
+    page.locator("#thread-history [id^='thread-']", has_text="Keep going, then crash").first.click()
+    wait_for_answer(page, ENDLESS_ANSWER)
+    kept = next(text for text in answers(page) if ENDLESS_ANSWER in text)
+    assert len(kept) >= len(shown), f"shown {len(shown)} characters, kept {len(kept)}"
+
+
+def test_the_chat_refuses_requests_not_addressed_to_loopback(stack: ChatStack) -> None:
+    """The local user needs no password, so a rebinding page must not reach the chat."""
+    stack.chat_ready()
+    rebound = urllib.request.Request(f"{stack.url}/project/settings", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(rebound, timeout=5)
+    assert raised.value.code == 400
+    raised.value.close()
+    assert http_ok(f"{stack.url}/health")
