@@ -18,7 +18,7 @@ from desktop.config import DEFAULT_MODEL, DEFAULT_RUNTIME_PORT, SettingsError, l
 from desktop.paths import AppPaths
 from desktop.runtime.status import read_status
 
-INTERNAL_MODES = ("runtime-host",)
+INTERNAL_MODES = ("runtime-host", "chat-server", "window-host")
 """Modes in which the app runs its own child processes (same executable, frozen or not)."""
 
 
@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="with --headless: also run the chat (Chainlit) on 127.0.0.1 and print its URL",
+    )
+    parser.add_argument("--chat-port", type=int, help="pinned port of the chat (default 5283)")
+    parser.add_argument(
+        "--routing",
+        choices=("local-only", "local-first", "rules"),
+        help="where chat answers are computed (default local-only)",
+    )
+    parser.add_argument(
         "--open-webui",
         action="store_true",
         help="with --headless: also run Open WebUI (Docker or pip) wired to the endpoint",
@@ -69,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SETTING_ARGS = ("model", "model_path", "base_url", "api_key", "runtime_port", "allow_download",
-                "use_foundry_service", "log_level")  # fmt: skip
+                "use_foundry_service", "log_level", "chat_port", "routing")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -88,9 +99,7 @@ def capture_signals() -> Iterator[threading.Event]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in INTERNAL_MODES:
-        from desktop.runtime import host
-
-        return host.main(args[1:])
+        return run_internal_mode(args[0], args[1:])
 
     options = vars(build_parser().parse_args(args))
     paths = AppPaths.from_environment(os.environ)
@@ -116,11 +125,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).warning("%s", notice)
         print(f"{APP_NAME}: {notice}", file=sys.stderr)
 
+    if "headless" not in options:
+        from desktop.app import run_app
+
+        return run_app(loaded.settings, paths)  # handles SIGINT/SIGTERM itself
+
     from desktop.headless import run_headless
 
-    # The desktop shell (tray and window) is not built yet: without --headless, run headless too.
     with capture_signals() as stop:
-        return run_headless(loaded.settings, paths, sys.stdout, stop, with_open_webui="open_webui" in options)
+        return run_headless(
+            loaded.settings,
+            paths,
+            sys.stdout,
+            stop,
+            with_open_webui="open_webui" in options,
+            with_chat="chat" in options,
+        )
+
+
+def run_internal_mode(mode: str, args: list[str]) -> int:
+    """The app's own child processes: the runtime host, the chat server, the window."""
+    if mode == "chat-server":
+        from desktop.chat import server
+
+        return server.main(args)
+    if mode == "window-host":
+        from desktop import window
+
+        return window.main(args)
+    from desktop.runtime import host
+
+    return host.main(args)
 
 
 def serve_webgpu_page() -> int:

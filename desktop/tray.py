@@ -1,0 +1,199 @@
+"""The tray icon and its menu (pystray): a picture and tooltip for the app's state, and the actions.
+
+The menu is built from callables that pystray re-reads on `update_menu()`, and every action is a
+bound method of the object that owns the state (`TrayActions`, the app), so the menu always shows
+the truth and nothing lives in globals. pystray calls actions on its own loop's thread (the main
+thread): actions return at once and do slow work elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image
+
+from desktop import APP_NAME, compat
+from desktop.paths import resource_root
+
+TITLE_LIMIT = 127
+"""Windows cuts tooltips at 127 characters."""
+
+
+class ShellState(enum.Enum):
+    """What the icon shows; one picture per state in `resources/icons/`."""
+
+    STARTING = "starting"
+    DOWNLOADING = "downloading"
+    READY = "ready"
+    WORKING = "working"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ShellStatus:
+    state: ShellState
+    text: str
+    """One line for the tooltip and the top of the menu, e.g. "Ready: phi-4-mini"."""
+    progress: float | None = None
+
+    @property
+    def tooltip(self) -> str:
+        return f"Foundry Desk: {self.text}"[:TITLE_LIMIT]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    id: str
+    label: str
+    current: bool
+
+
+def icon_file(state: ShellState, size: int = 64) -> Path:
+    """The icon for `state`: an ICO with every size on Windows, else a PNG."""
+    folder = resource_root() / "resources" / "icons"
+    if compat.PLATFORM == "windows":
+        return folder / f"tray-{state.value}.ico"
+    return folder / f"tray-{state.value}-{size}.png"
+
+
+@functools.cache
+def icon_image(state: ShellState) -> Image.Image:
+    with Image.open(icon_file(state)) as image:
+        return image.convert("RGBA")
+
+
+class TrayActions(Protocol):
+    """What the menu shows and does; implemented by the app."""
+
+    @property
+    def status(self) -> ShellStatus: ...
+    def open_chat(self) -> None: ...
+    def open_webgpu(self) -> None: ...
+    def model_choices(self) -> list[ModelChoice]: ...
+    def select_model(self, model_id: str) -> None: ...
+    def open_webui_label(self) -> str: ...
+    def can_start_open_webui(self) -> bool: ...
+    def can_stop_open_webui(self) -> bool: ...
+    def can_open_open_webui(self) -> bool: ...
+    def start_open_webui(self) -> None: ...
+    def stop_open_webui(self) -> None: ...
+    def open_open_webui(self) -> None: ...
+    def endpoint_url(self) -> str | None: ...
+    def copy_endpoint(self) -> None: ...
+    def autostart_enabled(self) -> bool: ...
+    def toggle_autostart(self) -> None: ...
+    def open_logs(self) -> None: ...
+    def quit(self) -> None: ...
+
+
+class Tray:
+    """One pystray icon bound to `actions`. Create it on the thread that will call `run()`."""
+
+    def __init__(self, actions: TrayActions, backend: str) -> None:
+        os.environ["PYSTRAY_BACKEND"] = backend  # pystray picks its backend at import
+        import pystray
+
+        self._pystray = pystray
+        self.actions = actions
+        self.backend = backend
+        status = actions.status
+        self._shown = status
+        self.icon = pystray.Icon(APP_NAME, icon_image(status.state), status.tooltip, menu=self.menu())
+
+    def menu(self) -> Any:
+        """The whole menu; every label, check mark and enabled flag is read when it is built."""
+        item, menu, actions = self._pystray.MenuItem, self._pystray.Menu, self.actions
+        return menu(
+            item(lambda _: actions.status.text, None, enabled=False),
+            menu.SEPARATOR,
+            item("Open chat", _call(actions.open_chat), default=True),
+            item("Open WebGPU demo", _call(actions.open_webgpu)),
+            item("Model", menu(self._model_items)),
+            item(lambda _: actions.open_webui_label(), menu(self._open_webui_items)),
+            item(
+                "Copy endpoint URL",
+                _call(actions.copy_endpoint),
+                enabled=lambda _: actions.endpoint_url() is not None,
+            ),
+            menu.SEPARATOR,
+            item(
+                "Start at login",
+                _call(actions.toggle_autostart),
+                checked=lambda _: actions.autostart_enabled(),
+            ),
+            item("Open logs folder", _call(actions.open_logs)),
+            menu.SEPARATOR,
+            item("Quit", _call(actions.quit)),
+        )
+
+    def _open_webui_items(self) -> Iterator[Any]:
+        item, actions = self._pystray.MenuItem, self.actions
+        yield item("Start", _call(actions.start_open_webui), enabled=lambda _: actions.can_start_open_webui())
+        yield item("Stop", _call(actions.stop_open_webui), enabled=lambda _: actions.can_stop_open_webui())
+        yield item("Open", _call(actions.open_open_webui), enabled=lambda _: actions.can_open_open_webui())
+
+    def _model_items(self) -> Iterator[Any]:
+        item = self._pystray.MenuItem
+        choices = self.actions.model_choices()
+        if not choices:
+            yield item("(no model available yet)", None, enabled=False)
+        for choice in choices:
+            yield item(
+                choice.label,
+                _call(functools.partial(self.actions.select_model, choice.id)),
+                checked=_constant(choice.current),
+                radio=True,
+            )
+
+    def show(self, status: ShellStatus) -> None:
+        """Show a new state: picture, tooltip, and the menu re-read. Safe from any thread."""
+        if status.state is not self._shown.state:
+            self.icon.icon = icon_image(status.state)
+        if status.tooltip != self._shown.tooltip:
+            self.icon.title = status.tooltip
+        self._shown = status
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the menu (labels, checks, models)."""
+        self.icon.update_menu()
+
+    def notify(self, title: str, message: str) -> None:
+        self.icon.notify(message, title)
+
+    def find(self, *path: str) -> Any:
+        """The menu item reached by these labels, e.g. find("Model", "beta"); for tests and tools."""
+        items = self.icon.menu.items
+        found = None
+        for label in path:
+            found = next((i for i in items if i.text == label), None)
+            if found is None:
+                raise KeyError(f"no menu item {label!r} in {[i.text for i in items]}")
+            items = found.submenu.items if found.submenu else ()
+        return found
+
+    def run(self, setup: Callable[[Any], None]) -> None:
+        """Run the icon's loop on this (the main) thread until `stop()`; `setup` runs beside it."""
+        self.icon.run(setup=setup)
+
+    def stop(self) -> None:
+        self.icon.stop()
+
+
+def _call(action: Callable[[], None]) -> Callable[[Any, Any], None]:
+    """pystray passes (icon, item); our actions take nothing."""
+
+    def run(icon: Any, item: Any) -> None:
+        action()
+
+    return run
+
+
+def _constant(value: bool) -> Callable[[Any], bool]:
+    return lambda _: value

@@ -1,0 +1,343 @@
+"""The app's one native window (pywebview), in a child process of its own, driven over a pipe.
+
+Both GUI toolkits want the main thread on macOS, so the tray keeps the app's main thread and the
+window lives in a child of the same executable (`foundry-desk window-host`), where
+`webview.start()` owns that child's main thread. The app writes commands as JSON lines to the
+child's stdin and reads events from its stdout::
+
+    app -> window   {"cmd": "show", "url": "...", "title": "..."}   load (if other) and raise
+                    {"cmd": "show_html", "html": "...", "title": "..."}  a local page (placeholder)
+                    {"cmd": "hide"}
+                    {"cmd": "quit"}                                  or the pipe closes
+    window -> app   {"event": "started"}
+                    {"event": "loaded", "url": "...", "title": "..."}
+                    {"event": "shown"} / {"event": "hidden", "by_user": true|false}
+
+Closing the window only hides it (the app keeps running in the tray); the child exits when told
+to quit or when its stdin closes, which is what happens when the app dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from desktop import compat
+from desktop.process import Child, stop_tree
+
+log = logging.getLogger(__name__)
+
+WINDOW_SIZE = (1100, 780)
+QUIT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    """One event reported by the window child."""
+
+    name: str
+    data: Mapping[str, Any]
+
+
+EventHandler = Callable[[WindowEvent], None]
+
+
+class WindowClient:
+    """The app's side: starts the window child on first use, sends it commands, tracks its state.
+
+    One long-lived thread forks the child and writes to it, so calls never block the tray's
+    thread, and (on Linux) the child's parent-death signal is tied to a thread that lives as long
+    as the app.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        on_event: EventHandler | None = None,
+        on_spawn: Callable[[int], None] | None = None,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.command = list(command)
+        self.log_file = log_file
+        self.env = dict(env or {})
+        self._on_event = on_event
+        self._on_spawn = on_spawn
+        self._on_exit = on_exit
+        self._commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._child: Child | None = None
+        self.visible = False
+        self.url: str | None = None
+        self.title: str | None = None
+        self.loaded_at: float | None = None
+        self.page_text = ""
+        self._thread = threading.Thread(target=self._run, name="window", daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int | None:
+        child = self._child
+        return child.pid if child is not None and child.exit_code() is None else None
+
+    def show(self, url: str, title: str) -> None:
+        """Show the window on `url` (loaded only when it is not already there) and raise it."""
+        self._commands.put({"cmd": "show", "url": url, "title": title})
+
+    def show_html(self, html: str, title: str) -> None:
+        self._commands.put({"cmd": "show_html", "html": html, "title": title})
+
+    def hide(self) -> None:
+        self._commands.put({"cmd": "hide"})
+
+    def probe(self) -> None:
+        """Ask the page for its text; answered by a "probe" event."""
+        self._commands.put({"cmd": "probe"})
+
+    def close(self, timeout_s: float = QUIT_TIMEOUT_S) -> None:
+        """End the window child (ask, wait, kill its tree) and the owner thread."""
+        self._commands.put(None)
+        self._thread.join(timeout=timeout_s + 5)
+
+    # -- the owner thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            command = self._commands.get()
+            if command is None:
+                self._end(QUIT_TIMEOUT_S)
+                return
+            if command["cmd"] in ("hide", "probe") and self.pid is None:
+                continue  # nothing to hide; do not start a window for it
+            try:
+                self._send(command)
+            except OSError as error:  # the child died under us: start a fresh one and retry once
+                log.warning("window child gone (%s); starting a new one", error)
+                self._end(0.5)
+                with contextlib.suppress(OSError):
+                    self._send(command)
+
+    def _send(self, command: dict[str, Any]) -> None:
+        child = self._child if self.pid is not None else self._spawn(command)
+        if child is None:
+            return
+        if child.popen.stdin is None:
+            raise OSError("window child has no stdin")
+        child.popen.stdin.write((json.dumps(command) + "\n").encode())
+        child.popen.stdin.flush()
+
+    def _spawn(self, first: dict[str, Any]) -> Child | None:
+        """Start the child; the first command's page goes on its command line (fastest paint)."""
+        if self._child is not None:
+            self._end(0.5)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log_stream:
+            offset = log_stream.tell()
+            popen = subprocess.Popen(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_stream,
+                env={**os.environ, **self.env},
+                **compat.child_popen_kwargs(),
+            )
+        child = Child(popen, self.log_file, offset, compat.tie_to_app(popen))
+        with self._lock:
+            self._child = child
+        if self._on_spawn:
+            self._on_spawn(popen.pid)
+        threading.Thread(target=self._read_events, args=(child,), name="window-events", daemon=True).start()
+        return child
+
+    def _read_events(self, child: Child) -> None:
+        stream = child.popen.stdout
+        assert stream is not None
+        for raw in stream:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+                continue
+            event = WindowEvent(data["event"], data)
+            self._track(event)
+            if self._on_event:
+                try:
+                    self._on_event(event)
+                except Exception:  # a handler bug must not stop the reader
+                    log.exception("window event handler raised")
+        if self._child is child:
+            self.visible = False
+
+    def _track(self, event: WindowEvent) -> None:
+        if event.name == "loaded":
+            self.url = str(event.data.get("url") or "")
+            self.title = str(event.data.get("title") or "")
+            self.loaded_at = time.monotonic()
+        elif event.name == "shown":
+            self.visible = True
+        elif event.name == "hidden":
+            self.visible = False
+        elif event.name == "probe":
+            self.page_text = str(event.data.get("text") or "")
+
+    def _end(self, timeout_s: float) -> None:
+        with self._lock:
+            child, self._child = self._child, None
+        if child is None:
+            return
+        if child.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.popen.stdin.write(b'{"cmd": "quit"}\n')
+                child.popen.stdin.close()
+        stop_tree(child, timeout_s)
+        if child.popen.stdout is not None:
+            child.popen.stdout.close()
+        self.visible = False
+        if self._on_exit:
+            self._on_exit(child.pid)
+
+
+# -- the child: `foundry-desk window-host` --------------------------------------------------------
+
+
+class WindowHost:
+    """Runs in the window child: one pywebview window, commands from stdin, events to stdout."""
+
+    def __init__(self, window: Any, events: IO[str]) -> None:
+        self.window = window
+        self._events = events
+        self._lock = threading.Lock()
+        self._hidden = False
+
+    def emit(self, name: str, **data: Any) -> None:
+        with self._lock:
+            self._events.write(json.dumps({"event": name, **data}) + "\n")
+            self._events.flush()
+
+    def on_loaded(self) -> None:
+        url = self.window.get_current_url() or ""
+        self.emit("loaded", url=url, title=self.window.title)
+
+    def on_closing(self) -> bool:
+        """A close request from the user hides the window instead; the app keeps running.
+
+        pywebview calls this on the GUI thread; `hide()` only queues work there, so it is safe.
+        """
+        self.window.hide()
+        self._hidden = True
+        self.emit("hidden", by_user=True)
+        return False
+
+    def serve(self, commands: IO[str]) -> None:
+        """Read commands until told to quit or until the pipe closes (the app is gone)."""
+        self.emit("started")
+        self.emit("shown")
+        for line in commands:
+            try:
+                command = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(command, dict):
+                continue
+            if command.get("cmd") == "quit":
+                break
+            self.handle(command)
+        self.quit()
+
+    def handle(self, command: Mapping[str, Any]) -> None:
+        name = command.get("cmd")
+        if name == "show":
+            url = str(command["url"])
+            if self.window.get_current_url() != url:
+                self.window.load_url(url)
+            self._raise(str(command.get("title") or self.window.title))
+        elif name == "show_html":
+            self.window.load_html(str(command["html"]))
+            self._raise(str(command.get("title") or self.window.title))
+        elif name == "probe":  # what the page shows now: for tests, benchmarks and diagnostics
+            text = self.window.evaluate_js("document.body ? document.body.innerText : ''") or ""
+            self.emit("probe", url=self.window.get_current_url() or "", title=self.window.title,
+                      text=str(text)[:2000])  # fmt: skip
+        elif name == "hide":
+            self.window.hide()
+            self._hidden = True
+            self.emit("hidden", by_user=False)
+
+    def _raise(self, title: str) -> None:
+        self.window.set_title(title)
+        self.window.hidden = False  # pywebview ignores show() on a window created hidden otherwise
+        self.window.show()
+        self.window.restore()
+        self._hidden = False
+        self.emit("shown")
+
+    def quit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.window.destroy()
+        # GTK's pywebview may hang at interpreter exit on a stdin reader thread: leave now.
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foundry-desk window-host")
+    parser.add_argument("--storage-dir", type=Path, required=True, help="cookies and local storage")
+    parser.add_argument("--gui", default=None, help="pywebview backend (default: the platform's)")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The window child. The first command on stdin says what to show (no blank window first)."""
+    options = build_parser().parse_args(argv)
+    compat.prepare_webview_environment(os.environ)
+    import webview
+
+    first = json.loads(sys.stdin.readline() or "{}")
+    if first.get("cmd") not in ("show", "show_html"):
+        return 0
+    events = sys.stdout
+    sys.stdout = sys.stderr  # stray prints from toolkits must not corrupt the event pipe
+    window = webview.create_window(
+        str(first.get("title") or "Foundry Desk"),
+        url=first.get("url"),
+        html=first.get("html"),
+        width=WINDOW_SIZE[0],
+        height=WINDOW_SIZE[1],
+        min_size=(480, 360),
+    )
+    if window is None:
+        return 1
+    host = WindowHost(window, events)
+    window.events.loaded += host.on_loaded
+    window.events.closing += host.on_closing
+    options.storage_dir.mkdir(parents=True, exist_ok=True)
+    webview.start(
+        host.serve,
+        (sys.stdin,),
+        gui=options.gui,
+        debug=options.debug,
+        private_mode=False,
+        storage_path=str(options.storage_dir),
+    )
+    host.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

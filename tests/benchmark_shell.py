@@ -1,0 +1,86 @@
+"""Benchmark of the desktop shell on a virtual screen (Xvfb + trayer + dunst), tiny model cached.
+
+    .venv/bin/python tests/benchmark_shell.py [--runs 3]
+
+Measures, from the launch of the app process: the tray icon visible on screen (its pixels in the
+tray host, from screenshots), the chat window painted (the window shows the chat URL and the page
+has text), and the tray process's RSS at idle (children listed separately).
+Targets: icon < 1.5 s, chat painted < 4 s, tray process < 80 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import free_port
+from tests.support.shell_driver import ShellApp
+from tests.support.xsession import XSession, wait_until
+from tests.test_app_shell import tray_pixels
+from tests.tinymodel import build_model
+
+
+def one_run(root: Path, model: Path, run: int) -> dict[str, float]:
+    with XSession(root / f"x{run}") as session:
+        env = {
+            "FOUNDRY_DESK_MODEL_PATH": str(model),
+            "FOUNDRY_DESK_RUNTIME_PORT": str(free_port()),
+            "FOUNDRY_DESK_CHAT_PORT": str(free_port()),
+        }
+        app = ShellApp(session, root / f"home{run}", env)
+        try:
+            shot = root / f"tray{run}.png"
+            wait_until(lambda: tray_pixels(session.screenshot(shot)) > 50, 20, "icon", every_s=0.02)
+            icon_s = time.monotonic() - app.started
+
+            def painted() -> bool:
+                state = app.state()
+                window = state["window"] or {}
+                if not state["chat_url"] or not str(window.get("url") or "").startswith(state["chat_url"]):
+                    return False
+                app.ask("probe")
+                return bool(str(window.get("text") or "").strip())
+
+            wait_until(painted, 60, "chat painted", every_s=0.05)
+            chat_s = time.monotonic() - app.started
+            time.sleep(5)  # idle
+            tray = psutil.Process(app.process.pid)
+            rss = tray.memory_info().rss / 2**20
+            children = {
+                " ".join(p.cmdline()[1:4]): p.memory_info().rss / 2**20 for p in tray.children(recursive=True)
+            }
+            app.click("Quit")
+            app.finish()
+        finally:
+            app.kill_everything()
+    print(f"run {run}: icon {icon_s:.2f} s, chat painted {chat_s:.2f} s, tray RSS {rss:.0f} MB")
+    for name, child_rss in children.items():
+        print(f"    child {name}: {child_rss:.0f} MB")
+    return {"icon": icon_s, "chat": chat_s, "rss": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = build_model(root / "alpha", "Hello from the tiny model.")
+        results = [one_run(root, model, run) for run in range(options.runs)]
+    for key, unit, target in (("icon", "s", 1.5), ("chat", "s", 4.0), ("rss", "MB", 80)):
+        values = [r[key] for r in results]
+        print(
+            f"{key}: median {statistics.median(values):.2f} {unit} (max {max(values):.2f}; target < {target})"
+        )
+
+
+if __name__ == "__main__":
+    main()

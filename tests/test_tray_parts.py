@@ -1,0 +1,109 @@
+"""The shell's parts without a screen: icons, notifications, start at login, one instance."""
+
+from __future__ import annotations
+
+import plistlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from desktop import instance
+from desktop.autostart import RUN_KEY, RUN_VALUE, LaunchAgent, WindowsRunKey, XdgAutostart
+from desktop.notify import Notifier, Snapshot, notices
+from desktop.tray import ShellState, icon_file
+
+COMMAND = ["/opt/Foundry Desk/foundry-desk"]
+
+
+@pytest.mark.parametrize("state", list(ShellState))
+def test_every_state_has_its_icons(state: ShellState) -> None:
+    for size in (16, 22, 24, 32, 48, 64):
+        with Image.open(icon_file(state, size)) as image:
+            assert image.size == (size, size)
+    with Image.open(icon_file(state).parent / f"tray-{state.value}.ico") as ico:
+        assert (16, 16) in ico.info["sizes"] and (64, 64) in ico.info["sizes"]
+
+
+def test_notifications_say_what_the_user_wants_to_know() -> None:
+    starting = Snapshot()
+    downloading = Snapshot("downloading", "phi-4-mini")
+    ready = Snapshot("ready", "phi-4-mini")
+    assert notices(starting, downloading) == []
+    assert [n.title for n in notices(downloading, ready)] == ["Download finished", "Model ready"]
+    assert notices(ready, ready) == []
+    assert [n.title for n in notices(ready, Snapshot("ready", "beta"))] == ["Model ready"]
+    failed = Snapshot("ready", "beta", failed_services=frozenset({"chat"}))
+    assert [n.title for n in notices(Snapshot("ready", "beta"), failed)] == ["The chat service failed"]
+    sent: list[str] = []
+    notifier = Notifier(lambda title, _: sent.append(title))
+    notifier.observe(ready)
+    notifier.observe(ready)
+    assert sent == ["Model ready"]
+
+
+def test_xdg_autostart_entry_is_written_and_removed(tmp_path: Path) -> None:
+    entry = XdgAutostart({"HOME": str(tmp_path)})
+    assert not entry.enabled()
+    entry.enable(COMMAND)
+    path = tmp_path / ".config" / "autostart" / "foundry-desk.desktop"
+    assert entry.enabled() and path.is_file()
+    assert "Exec='/opt/Foundry Desk/foundry-desk'" in path.read_text()
+    entry.disable()
+    assert not entry.enabled() and not path.exists()
+    assert (
+        XdgAutostart({"HOME": "/x", "XDG_CONFIG_HOME": str(tmp_path / "c")}).path.parent
+        == tmp_path / "c" / "autostart"
+    )
+
+
+def test_launch_agent_is_written_and_removed(tmp_path: Path) -> None:
+    agent = LaunchAgent({"HOME": str(tmp_path)})
+    agent.enable(COMMAND)
+    data = plistlib.loads((tmp_path / "Library" / "LaunchAgents" / "io.foundry-desk.plist").read_bytes())
+    assert data["ProgramArguments"] == COMMAND and data["RunAtLoad"] is True
+    agent.disable()
+    assert not agent.enabled()
+
+
+class DictRegistry:
+    """The registry calls, kept in a dict (what winreg does on Windows)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], str] = {}
+
+    def get(self, key: str, name: str) -> str | None:
+        return self.values.get((key, name))
+
+    def set(self, key: str, name: str, value: str) -> None:
+        self.values[(key, name)] = value
+
+    def delete(self, key: str, name: str) -> None:
+        self.values.pop((key, name), None)
+
+
+def test_windows_run_key_is_written_and_removed() -> None:
+    registry = DictRegistry()
+    run_key = WindowsRunKey(registry)
+    run_key.enable(COMMAND)
+    assert registry.values == {(RUN_KEY, RUN_VALUE): '"/opt/Foundry Desk/foundry-desk"'}
+    run_key.disable()
+    assert not run_key.enabled()
+
+
+def test_second_instance_hands_over_to_the_first(tmp_path: Path) -> None:
+    first = instance.InstanceLock(tmp_path)
+    assert first.acquire()
+    shown: list[bool] = []
+    first.serve({"show": lambda: shown.append(True)})
+    try:
+        second = instance.InstanceLock(tmp_path)
+        assert not second.acquire()
+        assert instance.send(tmp_path, "show", timeout_s=5)
+        assert shown == [True]
+        assert not instance.send(tmp_path, "unknown", timeout_s=5)
+    finally:
+        first.release()
+    again = instance.InstanceLock(tmp_path)
+    assert again.acquire()  # the lock went with its owner
+    again.release()
