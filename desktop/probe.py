@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from desktop import compat
+
 T = TypeVar("T")
 
 # Loopback traffic must never go through a proxy configured for the internet.
@@ -50,6 +52,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def pick_port(preferred: int) -> int:
+    """`preferred` when a server could listen on it now, else a port the system picks."""
+    if preferred and compat.can_listen(preferred):
+        return preferred
+    return free_port()
+
+
+def in_use_note(preferred: int, port: int) -> str:
+    """What to tell the user when `pick_port` could not give the pinned port."""
+    return f" (port {preferred} is in use)" if preferred and port != preferred else ""
 
 
 def wait_for(

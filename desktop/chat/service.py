@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from desktop import compat
 from desktop.chat.server import SETTINGS_ENV, settings_to_env
 from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
-from desktop.probe import free_port, http_ok
+from desktop.probe import http_ok, pick_port
 from desktop.runrecord import RunRecord
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, ServiceStatus, Supervisor
 
 SERVICE_NAME = "chat"
-
-
-def pick_port(preferred: int) -> int:
-    """The pinned port when it is free, else one the system picks."""
-    if preferred and compat.can_listen(preferred):
-        return preferred
-    return free_port()
 
 
 def chat_spec(

@@ -22,7 +22,7 @@ from desktop import compat
 from desktop.config import Settings
 from desktop.openwebui.docker import DockerCli, DockerError
 from desktop.paths import AppPaths
-from desktop.probe import free_port, http_ok
+from desktop.probe import http_ok, in_use_note, pick_port
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor
 
 CONTAINER_NAME = "foundry-desk-open-webui"
@@ -77,13 +77,6 @@ def open_webui_environment(base_url: str, api_key: str) -> dict[str, str]:
     }
 
 
-def pick_port(preferred: int) -> tuple[int, str]:
-    """The preferred port if free, else one the system picks; and what to tell the user."""
-    if preferred and compat.can_listen(preferred):
-        return preferred, ""
-    return free_port(), f" (port {preferred} is in use)" if preferred else ""
-
-
 class Backend(Protocol):
     name: str
 
@@ -133,7 +126,8 @@ class DockerBackend:
                     state=OpenWebUIState.UNAVAILABLE,
                 )
             self._remove_ours()  # a new container, so the current endpoint is what it reads
-            self.port, note = pick_port(self.preferred_port)
+            self.port = pick_port(self.preferred_port)
+            note = in_use_note(self.preferred_port, self.port)
             self.cli.run_detached(self.run_arguments(endpoint))
         except DockerError as error:
             return self._failed(str(error))
@@ -261,7 +255,8 @@ class PipBackend:
 
     def start(self, endpoint: Endpoint) -> OpenWebUIStatus:
         self.stop()
-        self.port, self._note = pick_port(self.preferred_port)
+        self.port = pick_port(self.preferred_port)
+        self._note = in_use_note(self.preferred_port, self.port)
         data_dir = self.paths.data_dir / "open-webui"
         data_dir.mkdir(parents=True, exist_ok=True)
         url = self.url
