@@ -160,10 +160,17 @@ def prepare_webview_environment(environ: dict[str, str] | os._Environ[str]) -> N
     Under a C locale WebKitGTK reports `navigator.language` as "C", which web apps (Chainlit)
     cannot parse; the UI then stays blank. Switch the window child to a real UTF-8 locale when
     one is installed (LANGUAGE alone is not enough).
+
+    Without GPU compositing (virtual machines, no GPU driver; seen on Xvfb) WebKitGTK's
+    accelerated compositing keeps showing a stale frame: the chat stayed on its sign-in screen
+    after the page had signed in. Plain software painting is reliable; a user may set
+    WEBKIT_DISABLE_COMPOSITING_MODE=0 to get compositing back.
     """
     if not IS_LINUX:
         return
     import locale
+
+    environ.setdefault("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
 
     current = environ.get("LC_ALL") or environ.get("LC_MESSAGES") or environ.get("LANG") or ""
     if current.split(".")[0] not in _C_LOCALES:

@@ -71,6 +71,13 @@ def tray_pixels(shot: Path) -> int:
     return sum(1 for r, g, b in pixels if abs(r - 17) < 25 and abs(g - 94) < 25 and abs(b - 89) < 25)
 
 
+def painted(shot: Path) -> bool:
+    """The screen shows a page with some detail, not a blank (all white or all dark) window."""
+    with Image.open(shot) as image:
+        window = image.convert("RGB").crop((100, 20, image.width - 100, image.height - 20))
+        return len(window.getcolors(maxcolors=1 << 16) or ()) > 20
+
+
 def close_until_hidden(desktop: XSession, app: ShellApp, title: str) -> None:
     """Press the (missing) window manager's close button until the app reports the window hidden.
 
@@ -112,11 +119,13 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     assert desktop.windows(CHAT_TITLE)
 
     def chat_painted() -> bool:
+        """The chat itself, signed in as the local user: not a blank page, not a login form."""
         app.ask("probe")
-        return bool(app.state()["window"]["text"].strip())
+        text = app.state()["window"]["text"]
+        return bool(text.strip()) and "Login to access" not in text and "Readme" in text
 
-    wait_until(chat_painted, 20, "the chat page painted", every_s=0.2)
-    desktop.screenshot(SHOTS / "chat.png")
+    wait_until(chat_painted, 20, "the chat page signed in", every_s=0.2)
+    wait_until(lambda: painted(desktop.screenshot(SHOTS / "chat.png")), 15, "the chat on screen", every_s=0.5)
     wait_until(lambda: "Model ready" in notifications(desktop), 5, "the model-ready notification")
 
     # the menu shows the live state
