@@ -34,9 +34,15 @@ from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
 from desktop.runrecord import AlreadyRunning, RunRecord
 from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
-from desktop.runtime.service import ModelEntry, RuntimeClient, RuntimeRequestError, runtime_spec
+from desktop.runtime.service import (
+    ModelEntry,
+    RuntimeClient,
+    RuntimeRequestError,
+    live_status,
+    supervise_runtime,
+)
 from desktop.runtime.status import RuntimeState, RuntimeStatus
-from desktop.supervisor import RestartPolicy, ServiceState, ServiceStatus, Supervisor
+from desktop.supervisor import ServiceState, ServiceStatus, Supervisor
 from desktop.tray import ModelChoice, ShellState, ShellStatus, Tray
 from desktop.webgpu import WebGpuServer, serve_webgpu
 from desktop.window import WindowClient, WindowEvent
@@ -191,13 +197,7 @@ class DesktopApp:
         if not self.settings.base_url:
             app = discover_foundry_app()
             cache_dir = self.settings.model_cache_dir or (app.cache_dir if app else None)
-            self.runtime = Supervisor(
-                runtime_spec(self.settings, self.paths, cache_dir, env=env),
-                self.paths.log_dir,
-                RestartPolicy(limit=self.settings.restart_limit, window_s=self.settings.restart_window_s),
-                on_spawn=self.record.add_child,
-                on_exit=self.record.remove_child,
-            )
+            self.runtime = supervise_runtime(self.settings, self.paths, self.record, cache_dir)
             self.runtime.start()
         self.chat = self._chat_factory(self.settings, self.paths)
         if self.chat is not None:
@@ -256,13 +256,7 @@ class DesktopApp:
             window.show(chat_url, CHAT_TITLE)
 
     def _read_runtime(self) -> RuntimeStatus | None:
-        if self.runtime is None:
-            return None
-        service = self.runtime.status
-        runtime = self.client.status()
-        if runtime is None or runtime.pid != service.pid or service.state is not ServiceState.RUNNING:
-            return None  # a previous host's file, or not answering yet
-        return runtime
+        return None if self.runtime is None else live_status(self.runtime, self.client)
 
     def _refresh_models(self, model_id: str | None) -> None:
         try:

@@ -17,9 +17,9 @@ from desktop.openwebui.service import Endpoint, OpenWebUI
 from desktop.paths import AppPaths
 from desktop.runrecord import AlreadyRunning, RunRecord
 from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
-from desktop.runtime.service import RuntimeClient, runtime_spec
+from desktop.runtime.service import RuntimeClient, live_status, supervise_runtime
 from desktop.runtime.status import RuntimeState, RuntimeStatus
-from desktop.supervisor import RestartPolicy, ServiceState, ServiceStatus, Supervisor
+from desktop.supervisor import ServiceState, ServiceStatus, Supervisor
 
 ATTACH_RECHECK_S = 5.0
 Printer = Callable[[str], None]
@@ -126,13 +126,7 @@ def _run(
         return 1
     if leftovers:
         say(f"Stopped {len(leftovers.pids)} process(es) left running by a previous run that crashed.")
-    supervisor = Supervisor(
-        runtime_spec(settings, paths, cache_dir, env=record.child_env),
-        paths.log_dir,
-        RestartPolicy(limit=settings.restart_limit, window_s=settings.restart_window_s),
-        on_spawn=record.add_child,
-        on_exit=record.remove_child,
-    )
+    supervisor = supervise_runtime(settings, paths, record, cache_dir)
     supervisor.start()
     if chat is not None:
         chat.start(record)
@@ -159,9 +153,7 @@ def report_until_stopped(
     last = ""
     while not stop.wait(0.1):
         service = supervisor.status
-        runtime = client.status()
-        if runtime is not None and runtime.pid != service.pid:
-            runtime = None  # a previous host's file, or not written yet
+        runtime = live_status(supervisor, client)
         line = describe(service, runtime)
         if line != last:
             last = line

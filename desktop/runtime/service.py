@@ -12,8 +12,9 @@ from pathlib import Path
 from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
 from desktop.probe import http_get_json, http_ok, http_post_json
+from desktop.runrecord import RunRecord
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
-from desktop.supervisor import ServiceSpec
+from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor
 
 SERVICE_NAME = "runtime"
 SETTLED = frozenset({RuntimeState.READY, RuntimeState.NO_MODEL, RuntimeState.FAILED})
@@ -51,6 +52,31 @@ def runtime_spec(
         start_timeout_s=30.0,
         stop_timeout_s=5.0,
     )
+
+
+def supervise_runtime(
+    settings: Settings, paths: AppPaths, record: RunRecord, model_cache_dir: Path | None = None
+) -> Supervisor:
+    """The runtime host under a supervisor, each of its processes kept in the run record."""
+    return Supervisor(
+        runtime_spec(settings, paths, model_cache_dir, env=record.child_env),
+        paths.log_dir,
+        RestartPolicy(limit=settings.restart_limit, window_s=settings.restart_window_s),
+        on_spawn=record.add_child,
+        on_exit=record.remove_child,
+    )
+
+
+def live_status(supervisor: Supervisor, client: RuntimeClient) -> RuntimeStatus | None:
+    """What the host running now has published; None while none runs and answers.
+
+    The status file may still be a previous host's (killed, or not written yet by this one).
+    """
+    service = supervisor.status
+    runtime = client.status()
+    if runtime is None or runtime.pid != service.pid or service.state is not ServiceState.RUNNING:
+        return None
+    return runtime
 
 
 def host_answers(status_file: Path, pid: int) -> bool:
