@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from desktop.chat import trimming
+from desktop.chat import deferred, trimming
 from desktop.chat.endpoint import LOCAL, REMOTE, classify_task, describe_runtime, plan
 from desktop.chat.history import auth_secret, conninfo, create_schema
 from desktop.chat.server import offline_html, settings_from_env, settings_to_env
@@ -178,3 +178,23 @@ def test_a_killed_runtime_host_not_yet_reaped_reads_as_restarting() -> None:
         assert "restarting" in describe_runtime(ready_but_dead, "k").message
     finally:
         child.wait()
+
+
+def test_a_deferred_module_is_imported_only_when_first_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How the chat server skips importing Traceloop (1.4 s of its start) that Chainlit never uses."""
+    (tmp_path / "heavy_for_test.py").write_text("import sys\nloaded = True\nclass Tracer:\n    level = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "heavy_for_test", raising=False)
+    assert deferred.defer({"heavy_for_test": ("Tracer",), "not_installed_anywhere": ("X",)}) == [
+        "heavy_for_test"
+    ]
+    try:
+        from heavy_for_test import Tracer  # type: ignore[import-not-found]
+
+        assert not hasattr(sys.modules["heavy_for_test"], "loaded"), "imported before it was used"
+        assert Tracer.level == 3
+        assert sys.modules["heavy_for_test"].loaded
+    finally:
+        sys.modules.pop("heavy_for_test", None)

@@ -152,6 +152,57 @@ def test_stop_ends_a_long_answer(stack: ChatStack, page: Page) -> None:
     wait_for_answer(page, ALPHA_ANSWER, timeout_ms=10_000)
 
 
+PACING_LOG = """
+window.pacing = [];
+const OriginalSocket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const socket = new OriginalSocket(...args);
+  socket.addEventListener("message", (event) => {
+    const match = /^42\\["stream_token",\\{"id":"([^"]+)"/.exec(String(event.data));
+    if (match) window.pacing.push(["piece", match[1]]);
+  });
+  return socket;
+};
+window.WebSocket.prototype = OriginalSocket.prototype;
+Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+const originalFetch = window.fetch;
+window.fetch = (url, options) => {
+  if (String(url).includes("/foundry-desk/painted")) window.pacing.push(["painted", options.body]);
+  return originalFetch(url, options);
+};
+"""
+"""Records, in the page's own order, each streamed piece it receives and each paint it reports."""
+
+
+def test_a_fast_answer_is_sent_no_faster_than_the_page_paints_it(stack: ChatStack, page: Page) -> None:
+    page.add_init_script(PACING_LOG)
+    stack.ready()
+    open_chat(page, stack.url)
+    choose_model(page, "endless-generic-cpu:1")
+    wait_for_answer(page, "Now using endless-generic-cpu:1")
+    try:
+        send(page, "Go on forever")
+        page.wait_for_function(
+            "() => window.pacing.filter(([kind]) => kind === 'piece').length >= 30", timeout=30_000
+        )
+        page.click("#stop-button")
+        wait_for_answer(page, "(stopped)")
+    finally:
+        stack.select("alpha")
+    events: list[tuple[str, str]] = [tuple(e) for e in page.evaluate("window.pacing")]
+    answer = next(message_id for kind, message_id in events if kind == "piece")
+    unpainted, most_unpainted = 0, 0
+    for kind, message_id in events:
+        if message_id != answer:
+            continue
+        unpainted = unpainted + 1 if kind == "piece" else 0
+        most_unpainted = max(most_unpainted, unpainted)
+    # The page is rendering at most one piece while the next arrives: nothing queues up. (One
+    # message per token, as Chainlit streams by default, queued hundreds here.)
+    assert most_unpainted <= 2, f"{most_unpainted} pieces reached the page without a paint between them"
+    assert sum(kind == "painted" and m == answer for kind, m in events) >= 15
+
+
 def test_killed_runtime_shows_restarting_then_answers(stack: ChatStack, page: Page) -> None:
     first = stack.ready()
     open_chat(page, stack.url)

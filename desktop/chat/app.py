@@ -4,10 +4,8 @@
 there is no module-level state. Each browser session keeps its conversation in Chainlit's user session; a
 resumed chat rebuilds it from the stored thread.
 
-Streaming is coalesced: the first token is sent at once, then what arrives is sent at most once
-per frame (setting `chat_frame_ms`), so a fast model does not make the browser re-render once per
-token. While an answer streams, what was shown so far is written to the history every
-`PERSIST_S`, so a crash of the chat server loses at most that much.
+Answers stream through `streaming.StreamPainter`: the first token at once, then what arrives as
+fast as the page paints it (and at most once per `chat_frame_ms`).
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from typing import Any, cast
 
 import chainlit as cl
 import openai
-from chainlit.data import get_data_layer
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.input_widget import Select, Slider
 from chainlit.types import ThreadDict
@@ -35,16 +32,13 @@ from openai.types.chat import ChatCompletionMessageParam
 from desktop.chat import trimming
 from desktop.chat.endpoint import LOCAL, LocalEndpoint, LocalState, Target, plan, remote_target
 from desktop.chat.history import conninfo
+from desktop.chat.streaming import PaintReports, StreamPainter
 from desktop.config import Settings
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState
 
 log = logging.getLogger(__name__)
 
-FRAME_CHARS = 1500
-"""Past this many characters, the frame budget grows in proportion to the message's length."""
-PERSIST_S = 1.0
-"""How often the partial answer is written to the history while it streams."""
 MAX_ATTEMPTS = 50
 """Requests per answer while fitting it into the context (each drops a turn or shrinks the budget)."""
 WAIT_READY_S = 60.0
@@ -67,8 +61,11 @@ class Conversation:
 class ChatBackend:
     """What the handlers need: settings, the local endpoint, the remote one, the history database."""
 
-    def __init__(self, settings: Settings, status_file: Path, database: Path) -> None:
+    def __init__(
+        self, settings: Settings, status_file: Path, database: Path, reports: PaintReports | None = None
+    ) -> None:
         self.settings = settings
+        self.reports = reports or PaintReports()
         self.local = LocalEndpoint(settings, status_file)
         self.remote = remote_target(settings)
         self.database = database
@@ -114,71 +111,6 @@ def turns_from_thread(thread: ThreadDict) -> list[trimming.Message]:
         elif step.get("type") == "assistant_message" and step_metadata(step).get("answer"):
             turns.append({"role": "assistant", "content": strip_footer(text)})
     return turns
-
-
-class StreamPainter:
-    """Sends streamed text to the browser in frames, and keeps the history up to date."""
-
-    def __init__(self, message: cl.Message, frame_s: float) -> None:
-        self.message = message
-        self.frame_s = frame_s
-        self.pending = ""
-        self.sent_any = False
-        self.last_persist = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-        self._saving: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> StreamPainter:
-        self._task = asyncio.create_task(self._frames())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-        if self._saving is not None:
-            # Let a save under way finish, so that it cannot land after (and undo) the final one.
-            await asyncio.shield(self._saving)
-
-    async def add(self, text: str) -> None:
-        self.pending += text
-        if not self.sent_any or self.frame_s <= 0:
-            await self.flush()
-
-    async def flush(self) -> None:
-        if not self.pending:
-            return
-        text, self.pending = self.pending, ""
-        self.sent_any = True
-        await self.message.stream_token(text)
-
-    def frame(self) -> float:
-        """Seconds until the next update. The page re-renders the whole message at each update,
-        so a long message gets fewer updates: the browser keeps up instead of queueing them."""
-        if self.frame_s <= 0:
-            return PERSIST_S
-        return self.frame_s * max(1.0, len(self.message.content) / FRAME_CHARS)
-
-    async def _frames(self) -> None:
-        while True:
-            await asyncio.sleep(self.frame())
-            await self.flush()
-            saving = self._saving is not None and not self._saving.done()
-            if not saving and time.monotonic() - self.last_persist > PERSIST_S:
-                self.last_persist = time.monotonic()
-                self._saving = asyncio.create_task(persist(self.message))
-
-
-async def persist(message: cl.Message) -> None:
-    """Write the message as it is now to the history (without ending its stream in the UI)."""
-    data_layer = get_data_layer()
-    if data_layer is not None:
-        try:
-            await data_layer.update_step(message.to_dict())
-        except Exception:
-            log.exception("could not save the partial answer")
 
 
 async def stream_answer(
@@ -283,6 +215,7 @@ async def answer_with(backend: ChatBackend, target: Target, conversation: Conver
     """Stream an answer from `target` into a new message; returns its text and whether it ended
     normally. Raises NoRoom, or openai errors raised before the first token."""
     stream, first, dropped = await open_stream(backend, target, conversation)
+    first_token = time.time()
     if dropped:
         await say(
             f"This conversation is longer than {target.model} can read at once, so the "
@@ -292,12 +225,16 @@ async def answer_with(backend: ChatBackend, target: Target, conversation: Conver
     # Not sent empty first: its first token shows it (one render, not two), and every write of
     # it to the history is ours, in order (Chainlit writes in background tasks that could race).
     message.created_at = utc_now()
+    frame_s = backend.settings.chat_frame_ms / 1000
+    painter = StreamPainter(message, cl.context.session.id, frame_s, backend.reports)
     finished = False
+    model_done = 0.0
     try:
-        async with StreamPainter(message, backend.settings.chat_frame_ms / 1000) as painter:
+        async with painter:
             await painter.add(first)
             async for token in stream:
                 await painter.add(token)
+            model_done = time.time()
         finished = True
     except openai.APIError as error:
         await say(f"The answer was cut short: {error.message}")
@@ -309,8 +246,13 @@ async def answer_with(backend: ChatBackend, target: Target, conversation: Conver
         if not finished:
             message.content += STOPPED_NOTE
         message.content += footer(target)
-        # Shown while streaming: update it; an answer that never streamed a token is sent whole.
-        await asyncio.shield(message.update() if text else message.send())
+        await asyncio.shield(painter.end(wait_for_paint=finished))
+        if model_done:
+            log.info(
+                "answer %s: %d characters from %s, first token at %.3f, model finished at %.3f, "
+                "the page had it all %.1f ms later", message.id, len(text), target.model,
+                first_token, model_done, (time.time() - model_done) * 1000,
+            )  # fmt: skip
     return text, finished
 
 

@@ -18,8 +18,11 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from desktop.chat import deferred
 from desktop.chat.history import auth_secret, create_schema
+from desktop.chat.streaming import PAINTED_PATH, PaintReports
 from desktop.config import Settings, coerce
 from desktop.loopback import LOOPBACK_NAMES
 from desktop.paths import resource_root
@@ -85,8 +88,25 @@ def offline_html(render: Callable[[str], str]) -> Callable[[str], str]:
     return render_offline
 
 
+def serve_paint_reports(app: Any, reports: PaintReports) -> None:
+    """The page's reports of painted answers (see desktop/chat/streaming.py), routed ahead of
+    Chainlit's catch-all page route."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def painted(request: Request) -> Response:
+        reports.report((await request.body())[:64].decode("ascii", "replace"))
+        return Response(status_code=204)
+
+    app.router.routes.insert(0, Route(PAINTED_PATH, painted, methods=["POST"]))
+
+
 def main(argv: Sequence[str]) -> int:
     options = parse_args(argv)
+    logging.basicConfig(
+        level=options.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     options.data_dir.mkdir(parents=True, exist_ok=True)
     database = options.data_dir / "history.sqlite3"
     create_schema(database)
@@ -95,6 +115,7 @@ def main(argv: Sequence[str]) -> int:
     os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret(options.data_dir / "auth-secret")
     os.chdir(options.app_root)
 
+    deferred.defer(deferred.CHAINLIT_UNUSED)
     import chainlit.server as chainlit_server
     import uvicorn
     from chainlit.auth import ensure_jwt_secret
@@ -104,7 +125,8 @@ def main(argv: Sequence[str]) -> int:
 
     from desktop.chat.app import ChatBackend, install
 
-    install(ChatBackend(options.settings, options.status_file, database))
+    reports = PaintReports()
+    install(ChatBackend(options.settings, options.status_file, database, reports))
     config.run.host = "127.0.0.1"
     config.run.port = options.port
     config.run.headless = True
@@ -112,6 +134,7 @@ def main(argv: Sequence[str]) -> int:
     # The local user is signed in without a password, so only requests addressed to loopback are
     # served: a web page cannot reach the chat through DNS rebinding.
     chainlit_server.app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK_NAMES))
+    serve_paint_reports(chainlit_server.app, reports)
     ensure_jwt_secret()
     init_markdown(config.root)
 
