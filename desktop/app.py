@@ -53,7 +53,11 @@ CHAT_TITLE = "Foundry Desk — Chat"
 WEBGPU_TITLE = "Foundry Desk — WebGPU demo"
 QUIT_DEADLINE_S = 20.0
 WATCH_INTERVAL_S = 0.2
+PENDING_INTERVAL_S = 0.05
 ATTACH_RECHECK_S = 5.0
+MODELS_RECHECK_S = 10.0
+"""How often the Model menu re-reads the runtime's models when its status did not change (a model
+registered or downloaded meanwhile, the catalog read in the background)."""
 FIRST_RUN_MARKER = "first-run-done"
 
 
@@ -122,7 +126,9 @@ class DesktopApp:
         self._runtime_status: RuntimeStatus | None = None
         self._attached: tuple[str, list[str]] | None = None
         self._models: list[ModelEntry] = []
-        self._models_for: str | None = None
+        self._models_for: tuple[str | None, float] | None = None
+        """The ready status (model, when published) the list was read for; None: read it again."""
+        self._models_read_at = 0.0
         self._busy: str | None = None
         self._webui: OpenWebUIStatus = OpenWebUIStatus(OpenWebUIState.STOPPED)
         self._webui_started_by_us = False
@@ -155,10 +161,13 @@ class DesktopApp:
         backend, self.tray_problem = compat.tray_backend(os.environ)
         previous = self._capture_signals()
         try:
+            # The services start first: the chat server takes seconds to start, the tray under one.
+            self._start_services()
             if backend is not None:
                 self.tray = Tray(self, backend)
                 self.notifier = Notifier(self.tray.notify)
-                self.tray.run(setup=self._setup)
+                if not self._quitting.is_set():
+                    self.tray.run(setup=self._setup)
             else:
                 self._run_without_tray()
             self._stopped.wait(QUIT_DEADLINE_S + 5)
@@ -175,16 +184,16 @@ class DesktopApp:
         self.notifier = Notifier(sender)
         with contextlib.suppress(Exception):
             sender("Foundry Desk has no tray icon", message)
-        self._start_services(show_window=True)
+        self._open_window(show=True)
         self._stopped.wait()
 
     def _setup(self, icon: Any) -> None:
         icon.visible = True
         self.milestones = replace(self.milestones, icon_visible=time.monotonic())
         log.info("tray icon shown (%s backend)", self.tray.backend if self.tray else "?")
-        self._start_services(show_window=self._show_window_at_start)
+        self._open_window(show=self._show_window_at_start)
 
-    def _start_services(self, show_window: bool | None) -> None:
+    def _start_services(self) -> None:
         env = self.record.child_env
         self.window = WindowClient(
             [*self._window_command, "--storage-dir", str(self.paths.data_dir / "webview")],
@@ -203,8 +212,11 @@ class DesktopApp:
         if self.chat is not None:
             self.chat.start(self.record)
         threading.Thread(target=self._watch, name="watch", daemon=True).start()
+
+    def _open_window(self, show: bool | None) -> None:
+        """Show the chat window if asked to, or (`show` None) on the app's first start only."""
         first_run = not (self.paths.state_dir / FIRST_RUN_MARKER).exists()
-        if show_window or (show_window is None and first_run):
+        if show or (show is None and first_run):
             self.open_chat()
         (self.paths.state_dir / FIRST_RUN_MARKER).touch()
 
@@ -218,7 +230,8 @@ class DesktopApp:
 
     def _watch(self) -> None:
         last_attach_check = 0.0
-        while not self._quitting.wait(WATCH_INTERVAL_S):
+        # While the window waits for the chat to start, look often: the chat shows the moment it is up.
+        while not self._quitting.wait(PENDING_INTERVAL_S if self._page_pending else WATCH_INTERVAL_S):
             try:
                 if self.settings.base_url and time.monotonic() - last_attach_check > ATTACH_RECHECK_S:
                     last_attach_check = time.monotonic()
@@ -236,12 +249,12 @@ class DesktopApp:
     def _update(self) -> None:
         runtime = self._read_runtime()
         self._runtime_status = runtime
-        if (
-            runtime is not None
-            and runtime.state is RuntimeState.READY
-            and runtime.model_id != self._models_for
-        ):
-            self._refresh_models(runtime.model_id)
+        if runtime is not None and runtime.state is RuntimeState.READY:
+            # Every switch publishes a new status, also one quicker than this loop (to beta and
+            # back: the same model, but the list grew).
+            ready = (runtime.model_id, runtime.updated_at)
+            if ready != self._models_for or time.monotonic() - self._models_read_at > MODELS_RECHECK_S:
+                self._refresh_models(ready)
         status = self._describe(runtime)
         if status != self._status:
             self._status = status
@@ -258,13 +271,15 @@ class DesktopApp:
     def _read_runtime(self) -> RuntimeStatus | None:
         return None if self.runtime is None else live_status(self.runtime, self.client)
 
-    def _refresh_models(self, model_id: str | None) -> None:
+    def _refresh_models(self, ready: tuple[str | None, float]) -> None:
+        self._models_read_at = time.monotonic()
         try:
-            self._models = self.client.models()
-            self._models_for = model_id
+            models = self.client.models()
         except RuntimeRequestError:
             return
-        if self.tray is not None:
+        changed = models != self._models or ready != self._models_for
+        self._models, self._models_for = models, ready
+        if changed and self.tray is not None:
             self.tray.refresh()
 
     def _describe(self, runtime: RuntimeStatus | None) -> ShellStatus:  # noqa: PLR0911
@@ -451,15 +466,22 @@ class DesktopApp:
     # -- helpers -----------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        """Stop every service at once: one by one, a service that exits by itself meanwhile would
+        be restarted by its supervisor while another is being stopped (at logout every process of
+        the session gets SIGTERM together). Together is also quicker."""
         deadline = threading.Timer(QUIT_DEADLINE_S, self._force_exit)
         deadline.daemon = True
         deadline.start()
         try:
-            for step in (self._stop_window, self._stop_chat, self._stop_webui, self._stop_runtime):
-                try:
-                    step()
-                except Exception:
-                    log.exception("error while quitting")
+            steps = (self._stop_window, self._stop_chat, self._stop_webui, self._stop_runtime)
+            stopping = [
+                threading.Thread(target=self._quit_step, args=(step,), name=step.__name__, daemon=True)
+                for step in steps
+            ]
+            for thread in stopping:
+                thread.start()
+            for thread in stopping:
+                thread.join(QUIT_DEADLINE_S)  # each step has a timeout; past the deadline, _force_exit
             if self.webgpu is not None:
                 self.webgpu.close()
             self.record.release()
@@ -470,6 +492,13 @@ class DesktopApp:
                 self.tray.stop()
             self._stopped.set()
             log.info("quit")
+
+    @staticmethod
+    def _quit_step(step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception:
+            log.exception("error while quitting")
 
     def _stop_window(self) -> None:
         if self.window is not None:

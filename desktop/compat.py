@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
@@ -183,6 +183,25 @@ def prepare_webview_environment(environ: dict[str, str] | os._Environ[str]) -> N
         environ["LANG"] = environ["LC_ALL"] = candidate
         environ.setdefault("LANGUAGE", candidate.split(".")[0])
         return
+
+
+@contextlib.contextmanager
+def toolkit_without_gl() -> Iterator[None]:
+    """Start the tray's toolkit (GTK, on import) without OpenGL.
+
+    On X11, GDK opens OpenGL when it connects to the display, only to choose visuals; with Mesa
+    that maps LLVM and the driver, about 55 MB of RSS that a tray icon and its menu never use.
+    GDK reads GDK_GL once, at start, so it is set only around the import and children do not
+    inherit it. A value the user set is kept.
+    """
+    if not IS_LINUX or "GDK_GL" in os.environ:
+        yield
+        return
+    os.environ["GDK_GL"] = "disable"
+    try:
+        yield
+    finally:
+        os.environ.pop("GDK_GL", None)
 
 
 def tray_backend(environ: dict[str, str] | os._Environ[str]) -> tuple[str | None, str]:

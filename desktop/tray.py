@@ -97,7 +97,8 @@ class Tray:
 
     def __init__(self, actions: TrayActions, backend: str) -> None:
         os.environ["PYSTRAY_BACKEND"] = backend  # pystray picks its backend at import
-        import pystray
+        with compat.toolkit_without_gl():
+            import pystray
 
         self._pystray = pystray
         self.actions = actions

@@ -5,13 +5,16 @@ window lives in a child of the same executable (`foundry-desk window-host`), whe
 `webview.start()` owns that child's main thread. The app writes commands as JSON lines to the
 child's stdin and reads events from its stdout::
 
-    app -> window   {"cmd": "show", "url": "...", "title": "..."}   load (if other) and raise
+    app -> window   {"cmd": "show", "url": "...", "title": "..."}   load (if another site) and raise
                     {"cmd": "show_html", "html": "...", "title": "..."}  a local page (placeholder)
                     {"cmd": "hide"}
+                    {"cmd": "probe", "id": "...", "script": "..."}   what the page shows (diagnostics)
                     {"cmd": "quit"}                                  or the pipe closes
     window -> app   {"event": "started"}
                     {"event": "loaded", "url": "...", "title": "..."}
                     {"event": "shown"} / {"event": "hidden", "by_user": true|false}
+                    {"event": "probe", "id": "...", "url": "...", "title": "...", "text": "...",
+                     "value": <the script's JSON value>, "error": "..." (when the script failed)}
 
 Closing the window only hides it (the app keeps running in the tray); the child exits when told
 to quit or when its stdin closes, which is what happens when the app dies.
@@ -33,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from desktop import compat
 from desktop.process import Child, stop_tree
@@ -40,6 +44,9 @@ from desktop.process import Child, stop_tree
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (1100, 780)
+MIN_SIZE = (480, 360)
+SCREEN_SHARE = 0.9
+"""The most of the screen a new window takes (each way), so all of it is on screen."""
 QUIT_TIMEOUT_S = 3.0
 
 
@@ -86,6 +93,8 @@ class WindowClient:
         self.title: str | None = None
         self.loaded_at: float | None = None
         self.page_text = ""
+        self.probed: Mapping[str, Any] = {}
+        """The last "probe" event: the page's text, and the value of the script asked for."""
         self._thread = threading.Thread(target=self._run, name="window", daemon=True)
         self._thread.start()
 
@@ -95,7 +104,8 @@ class WindowClient:
         return child.pid if child is not None and child.exit_code() is None else None
 
     def show(self, url: str, title: str) -> None:
-        """Show the window on `url` (loaded only when it is not already there) and raise it."""
+        """Show the window on `url` and raise it; when the window is already on that site (the
+        chat, on any of its pages) it is only raised, so what the user was doing stays."""
         self._commands.put({"cmd": "show", "url": url, "title": title})
 
     def show_html(self, html: str, title: str) -> None:
@@ -104,9 +114,10 @@ class WindowClient:
     def hide(self) -> None:
         self._commands.put({"cmd": "hide"})
 
-    def probe(self) -> None:
-        """Ask the page for its text; answered by a "probe" event."""
-        self._commands.put({"cmd": "probe"})
+    def probe(self, script: str | None = None, probe_id: str = "") -> None:
+        """Ask the page for its text, and for the value of `script` (a JavaScript expression);
+        answered by a "probe" event carrying `probe_id`."""
+        self._commands.put({"cmd": "probe", "id": probe_id, "script": script})
 
     def close(self, timeout_s: float = QUIT_TIMEOUT_S) -> None:
         """End the window child (ask, wait, kill its tree) and the owner thread."""
@@ -194,6 +205,7 @@ class WindowClient:
             self.visible = False
         elif event.name == "probe":
             self.page_text = str(event.data.get("text") or "")
+            self.probed = event.data
 
     def _end(self, timeout_s: float) -> None:
         with self._lock:
@@ -210,6 +222,46 @@ class WindowClient:
         self.visible = False
         if self._on_exit:
             self._on_exit(child.pid)
+
+
+def fit_to_screen(
+    screen: tuple[int, int] | None, preferred: tuple[int, int] = WINDOW_SIZE
+) -> tuple[int, int]:
+    """The window's size on a screen of this size: `preferred`, or less where the screen is small.
+
+    A window larger than the screen hangs over its edges (toolkits centre it and do not shrink
+    it; a 1366x768 laptop is shorter than the window): the chat's header and its message box,
+    at the window's top and bottom, would be out of sight.
+    """
+    if screen is None:
+        return preferred
+    fitted = [
+        max(min(want, int(have * SCREEN_SHARE)), min(least, have))
+        for want, have, least in zip(preferred, screen, MIN_SIZE, strict=True)
+    ]
+    return fitted[0], fitted[1]
+
+
+def screen_size(webview: Any) -> tuple[int, int] | None:
+    """The first screen's size as pywebview sees it, or None when it cannot tell."""
+    try:
+        screens = webview.screens
+    except Exception:  # no display information: keep the preferred size
+        log.warning("could not read the screen size", exc_info=True)
+        return None
+    return (int(screens[0].width), int(screens[0].height)) if screens else None
+
+
+def same_site(current: str, wanted: str) -> bool:
+    """Whether the page at `current` belongs to the site of `wanted` (scheme, host and port).
+
+    The chat is one page app: the window may be on one of its threads ("/thread/<id>") or on its
+    root, which the browser spells with a slash the app's URL lacks. Either way it is the chat.
+    """
+    here, there = urlsplit(current), urlsplit(wanted)
+    if not here.scheme.startswith("http"):
+        return False  # a local page (the placeholder) or none yet
+    return (here.scheme, here.netloc.lower()) == (there.scheme, there.netloc.lower())
 
 
 # -- the child: `foundry-desk window-host` --------------------------------------------------------
@@ -263,20 +315,29 @@ class WindowHost:
         name = command.get("cmd")
         if name == "show":
             url = str(command["url"])
-            if self.window.get_current_url() != url:
+            if not same_site(self.window.get_current_url() or "", url):
                 self.window.load_url(url)
             self._raise(str(command.get("title") or self.window.title))
         elif name == "show_html":
             self.window.load_html(str(command["html"]))
             self._raise(str(command.get("title") or self.window.title))
         elif name == "probe":  # what the page shows now: for tests, benchmarks and diagnostics
-            text = self.window.evaluate_js("document.body ? document.body.innerText : ''") or ""
-            self.emit("probe", url=self.window.get_current_url() or "", title=self.window.title,
-                      text=str(text)[:2000])  # fmt: skip
+            self.probe(str(command.get("id") or ""), command.get("script"))
         elif name == "hide":
             self.window.hide()
             self._hidden = True
             self.emit("hidden", by_user=False)
+
+    def probe(self, probe_id: str, script: object) -> None:
+        text = self.window.evaluate_js("document.body ? document.body.innerText : ''") or ""
+        answer: dict[str, Any] = {"id": probe_id, "url": self.window.get_current_url() or "",
+                                  "title": self.window.title, "text": str(text)[:2000]}  # fmt: skip
+        if isinstance(script, str) and script:
+            try:
+                answer["value"] = self.window.evaluate_js(script)
+            except Exception as error:  # the page's error, reported instead of the value
+                answer["error"] = repr(error)
+        self.emit("probe", **answer)
 
     def _raise(self, title: str) -> None:
         self.window.set_title(title)
@@ -313,13 +374,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     events = sys.stdout
     sys.stdout = sys.stderr  # stray prints from toolkits must not corrupt the event pipe
+    if options.gui:
+        os.environ["PYWEBVIEW_GUI"] = options.gui  # reading the screens picks the toolkit already
+    width, height = fit_to_screen(screen_size(webview))
     window = webview.create_window(
         str(first.get("title") or "Foundry Desk"),
         url=first.get("url"),
         html=first.get("html"),
-        width=WINDOW_SIZE[0],
-        height=WINDOW_SIZE[1],
-        min_size=(480, 360),
+        width=width,
+        height=height,
+        min_size=MIN_SIZE,
     )
     if window is None:
         return 1

@@ -3,24 +3,45 @@ pywebview (GTK/WebKit2GTK), driving the real app with the real runtime serving a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import psutil
 import pytest
 from PIL import Image
 
 from desktop.app import CHAT_TITLE, WEBGPU_TITLE
-from tests.conftest import TinyModels, free_port
+from desktop.openwebui.service import CONTAINER_NAME
+from desktop.paths import AppPaths
+from desktop.probe import http_ok
+from desktop.runtime.service import RuntimeClient
+from tests.conftest import SUPPORT, TinyModels, free_port
 from tests.support.shell_driver import ShellApp
-from tests.support.xsession import XSession, close_windows, missing_tools, notifications, wait_until
+from tests.support.xsession import (
+    XSession,
+    close_windows,
+    missing_tools,
+    notification_texts,
+    notifications,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.skipif(bool(missing_tools()), reason=f"virtual desktop tools missing: {missing_tools()}"),
     pytest.mark.usefixtures("no_leftover_children"),
 ]
 SHOTS = Path(os.environ.get("FOUNDRY_DESK_SHOTS", "/tmp/foundry-desk-shots"))
+T = TypeVar("T")
+SERVICES = ("runtime-host", "chat-server", "window-host")
+"""Words in the command lines of the app's service processes."""
 
 
 @pytest.fixture
@@ -62,6 +83,12 @@ def app_env(models: TinyModels, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def opened(tmp_path: Path) -> list[str]:
+    """What the app asked the desktop to open (the `xdg-open` stand-in's record), oldest first."""
+    record = tmp_path / "opened.txt"
+    return record.read_text().splitlines() if record.exists() else []
+
+
 def tray_pixels(shot: Path) -> int:
     """How many pixels of the icon's teal tile are in the tray area (top right corner)."""
     with Image.open(shot) as image:
@@ -76,6 +103,58 @@ def painted(shot: Path) -> bool:
     with Image.open(shot) as image:
         window = image.convert("RGB").crop((100, 20, image.width - 100, image.height - 20))
         return len(window.getcolors(maxcolors=1 << 16) or ()) > 20
+
+
+COMPOSER = """(() => {
+  const box = document.querySelector('#message-composer');
+  if (!box || !document.querySelector('#chat-input')) return null;
+  const r = box.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  let opacity = 1;
+  for (let e = box; e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
+  return {rect: [r.left, r.top, r.width, r.height], viewport: [innerWidth, innerHeight],
+          opacity: opacity, on_top: !!hit && box.contains(hit), page: performance.timeOrigin};
+})()"""
+"""Chainlit's message box in the window's page: where it is, whether anything covers it, how opaque."""
+
+
+def composer_on_screen(desktop: XSession, app: ShellApp, title: str, shot: Path) -> dict[str, Any] | None:
+    """The chat's message box as the user sees it: in the page, opaque, not covered, inside the
+    window and the screen, and painted there (its box differs from the page around it). Returns
+    the page's report, or None while it is not so."""
+    answer = app.ask("probe", script=COMPOSER) or {}
+    found = answer.get("value")
+    windows = desktop.windows(title)
+    if not found or not windows or found["opacity"] < 1 or not found["on_top"]:
+        return None
+    left, top, width, height = (round(v) for v in found["rect"])
+    if left < 0 or top < 0 or left + width > found["viewport"][0] or top + height > found["viewport"][1]:
+        return None  # scrolled or cut off inside the window
+    x, y, _, _ = desktop.geometry(windows[0])
+    with Image.open(desktop.screenshot(shot)) as image:
+        screen = image.convert("RGB")
+        x, y = x + left, y + top
+        if x < 8 or y < 0 or x + width > screen.width or y + height > screen.height:
+            return None  # the window hangs over the screen's edge
+        around = screen.getpixel((x - 6, y + height // 2))
+        inside = screen.crop((x + 4, y + 4, x + width - 4, y + height - 4)).convert("RGB")
+        pixels = inside.tobytes()
+    differing = sum(1 for i in range(0, len(pixels), 3) if tuple(pixels[i : i + 3]) != around)
+    return found if differing > 0.8 * len(pixels) / 3 else None
+
+
+def wait_value(produce: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """Wait until `produce()` gives a value (not None) and return it."""
+    box: list[T] = []
+
+    def ready() -> bool:
+        value = produce()
+        if value is not None:
+            box.append(value)
+        return bool(box)
+
+    wait_until(ready, timeout_s, what, every_s=0.2)
+    return box[0]
 
 
 def close_until_hidden(desktop: XSession, app: ShellApp, title: str) -> None:
@@ -126,6 +205,10 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
 
     wait_until(chat_painted, 20, "the chat page signed in", every_s=0.2)
     wait_until(lambda: painted(desktop.screenshot(SHOTS / "chat.png")), 15, "the chat on screen", every_s=0.5)
+    # ... with its message box on screen, to type in
+    wait_value(
+        lambda: composer_on_screen(desktop, app, CHAT_TITLE, SHOTS / "chat.png"), 15, "the message box"
+    )
     wait_until(lambda: "Model ready" in notifications(desktop), 5, "the model-ready notification")
 
     # the menu shows the live state
@@ -155,6 +238,17 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     assert time.monotonic() - started < 5.0  # the same window shown again (typically < 0.5 s)
     assert state["window"]["pid"] == window_pid  # the same window, shown again
 
+    # closing the chat and opening it again keeps its page (no reload: a thread, a draft stay),
+    # message box included, on screen at once
+    before = wait_value(lambda: composer_on_screen(desktop, app, CHAT_TITLE, SHOTS / "chat.png"), 15, "chat")
+    close_until_hidden(desktop, app, CHAT_TITLE)
+    app.click("Open chat")
+    app.wait_state(lambda s: s["window"]["visible"], 5, "the chat shown again")
+    after = wait_value(
+        lambda: composer_on_screen(desktop, app, CHAT_TITLE, SHOTS / "chat-again.png"), 3, "it"
+    )
+    assert after["page"] == before["page"]
+
     # a second launch shows the running app's chat window and exits; no second app
     app.click("Open WebGPU demo")
     app.wait_state(lambda s: s["window"]["title"] == WEBGPU_TITLE, 10, "away from the chat")
@@ -177,9 +271,8 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     app.click("Copy endpoint URL")
     wait_until(lambda: "Endpoint URL copied" in notifications(desktop), 5, "the copy notification")
     app.click("Open logs folder")
-    opened = tmp_path / "opened.txt"
-    wait_until(opened.exists, 5, "the logs folder opened")
-    assert opened.read_text().strip() == str(tmp_path / "home" / "logs")
+    wait_until(lambda: opened(tmp_path), 5, "the logs folder opened")
+    assert opened(tmp_path) == [str(tmp_path / "home" / "logs")]
 
     # quit means quit
     app.remember_children()
@@ -187,6 +280,152 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     app.click("Quit")
     assert app.finish(timeout_s=30) == 0
     assert app.leftovers() == []
+
+
+@dataclass(frozen=True)
+class FakeDocker:
+    """The stand-in `docker` CLI (tests/support/fake_docker.py) as the app finds it, and its record."""
+
+    bin_dir: Path
+    state: Path
+
+    def env(self) -> dict[str, str]:
+        """For the app: the stand-in first on its PATH, Open WebUI through Docker on a free port."""
+        return {
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_DOCKER_STATE": str(self.state),
+            "FOUNDRY_DESK_OPEN_WEBUI_BACKEND": "docker",
+            "FOUNDRY_DESK_OPEN_WEBUI_PORT": str(free_port()),
+        }
+
+    def calls(self) -> list[list[str]]:
+        path = self.state / "calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def containers(self) -> dict[str, Any]:
+        path = self.state / "containers.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> Iterator[FakeDocker]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SUPPORT / "fake_docker.py"}" "$@"\n')
+    docker.chmod(0o755)
+    fake = FakeDocker(bin_dir, tmp_path / "docker-state")
+    yield fake
+    for container in fake.containers().values():  # "containers" run in sessions of their own
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(container["pid"]).kill()
+
+
+def menu_item(app: ShellApp, *path: str) -> dict[str, Any] | None:
+    """The menu entry reached by these labels, as the menu shows it now; None when there is none."""
+    items: list[dict[str, Any]] = app.ask("menu")
+    found = None
+    for label in path:
+        found = next((item for item in items if item["text"] == label), None)
+        if found is None:
+            return None
+        items = found.get("items", [])
+    return found
+
+
+def latest_notification(desktop: XSession) -> str:
+    shown = notification_texts(desktop)
+    return " ".join(shown[0]) if shown else ""
+
+
+def command_line(pid: int) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return ""
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_model_menu_open_webui_and_sigterm(
+    desktop: XSession, apps: list[ShellApp], tiny_models: TinyModels, fake_docker: FakeDocker, tmp_path: Path
+) -> None:
+    env = {**app_env(tiny_models, tmp_path), **fake_docker.env()}
+    home = tmp_path / "home"
+    app = ShellApp(desktop, home, env)
+    apps.append(app)
+    app.connect()
+    state = app.wait_state(lambda s: s["state"] == "ready", 60, "alpha ready")
+    assert state["text"] == "Ready: alpha"
+
+    # Model ▸ lists the models the runtime has (beta registered the way the chat's picker does it)
+    runtime = RuntimeClient(AppPaths.under(home).runtime_status_file)
+    assert runtime.select(str(tiny_models.beta)).model_alias == "beta"
+    assert runtime.select("alpha").model_alias == "alpha"
+
+    def models() -> list[tuple[str, bool]]:
+        return [(m["text"], m["checked"]) for m in (menu_item(app, "Model") or {}).get("items", [])]
+
+    wait_until(lambda: models() == [("alpha", True), ("beta", False)], 10, "both models, alpha checked")
+
+    # choosing the other one switches the runtime to it: icon, tooltip, check mark and a notification
+    app.click("Model", "beta")
+    state = app.wait_state(lambda s: s["text"] == "Ready: beta", 30, "beta served")
+    assert state["tooltip"] == "Foundry Desk: Ready: beta"
+    served = runtime.status()
+    assert served is not None and served.model_alias == "beta" and state["endpoint"] == served.base_url
+    wait_until(lambda: models() == [("alpha", False), ("beta", True)], 5, "the check mark on beta")
+    # (the runtime's "Model ready" and the menu's "Model switched" race; the later one replaces the other)
+    wait_until(lambda: "beta" in latest_notification(desktop), 5, "a notification naming beta")
+
+    # Open WebUI ▸ Start runs our container on the runtime's endpoint; the menu says it runs
+    assert (menu_item(app, "Open WebUI (stopped)", "Start") or {}).get("enabled") is True
+    app.click("Open WebUI (stopped)", "Start")
+    wait_until(lambda: menu_item(app, "Open WebUI (running)"), 20, "Open WebUI running")
+    ui_url = f"http://127.0.0.1:{env['FOUNDRY_DESK_OPEN_WEBUI_PORT']}"
+    assert http_ok(f"{ui_url}/health")
+    [run] = [call for call in fake_docker.calls() if call[:1] == ["run"]]
+    assert f"OPENAI_API_BASE_URL={served.base_url}" in run and run[run.index("--name") + 1] == CONTAINER_NAME
+    running = menu_item(app, "Open WebUI (running)") or {}
+    assert {i["text"]: i["enabled"] for i in running["items"]} == {"Start": False, "Stop": True, "Open": True}
+    wait_until(lambda: "Open WebUI is running" in notifications(desktop), 5, "the running notification")
+
+    # Open opens it in the browser; Stop removes the container
+    app.click("Open WebUI (running)", "Open")
+    wait_until(lambda: ui_url in opened(tmp_path), 5, "Open WebUI opened in the browser")
+    app.click("Open WebUI (running)", "Stop")
+    wait_until(lambda: menu_item(app, "Open WebUI (stopped)"), 10, "Open WebUI stopped")
+    assert fake_docker.containers() == {} and not http_ok(f"{ui_url}/health")
+
+    # started again, then the session ends: every process of it gets SIGTERM at once (the
+    # container is the Docker engine's, not the session's). SIGTERM means Quit: the services are
+    # not restarted although they exit by themselves, and our container is stopped.
+    app.click("Open WebUI (stopped)", "Start")
+    wait_until(lambda: menu_item(app, "Open WebUI (running)"), 20, "Open WebUI running again")
+    container = fake_docker.containers()[CONTAINER_NAME]["pid"]
+    app.wait_state(lambda s: bool(s["chat_url"]) and bool((s["window"] or {}).get("visible")), 30, "chat up")
+    app.remember_children()
+    services = {pid for pid in app.seen_pids if any(m in command_line(pid) for m in SERVICES)}
+    assert len(services) == 3  # runtime host, chat server, window
+    for pid in [app.process.pid, *app.seen_pids]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    during_quit = app.descendants_until_exit(timeout_s=30)
+    assert app.finish(timeout_s=5) == 0
+    respawned = {
+        pid: cmd
+        for pid, cmd in during_quit.items()
+        if pid not in services and any(m in cmd for m in SERVICES)
+    }
+    assert respawned == {}
+    assert app.leftovers() == [] and app.strays() == []
+    assert fake_docker.containers() == {} and gone(container)
+    assert [call[0] for call in fake_docker.calls()][-2:] == ["stop", "rm"]
 
 
 def test_without_a_tray_the_window_still_opens(

@@ -1,4 +1,5 @@
-"""The shell's parts without a screen: icons, notifications, start at login, one instance."""
+"""The shell's parts without a screen: icons, notifications, start at login, one instance, the
+window's size and when it reloads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from desktop import instance
 from desktop.autostart import RUN_KEY, RUN_VALUE, LaunchAgent, WindowsRunKey, XdgAutostart
 from desktop.notify import Notifier, Snapshot, notices
 from desktop.tray import ShellState, icon_file
+from desktop.window import WINDOW_SIZE, fit_to_screen, same_site
 
 COMMAND = ["/opt/Foundry Desk/foundry-desk"]
 
@@ -107,3 +109,20 @@ def test_second_instance_hands_over_to_the_first(tmp_path: Path) -> None:
     again = instance.InstanceLock(tmp_path)
     assert again.acquire()  # the lock went with its owner
     again.release()
+
+
+def test_the_window_fits_on_small_screens() -> None:
+    assert fit_to_screen((1920, 1080)) == WINDOW_SIZE
+    assert fit_to_screen(None) == WINDOW_SIZE  # the screen's size unknown
+    assert fit_to_screen((1366, 768)) == (1100, 691)  # a laptop shorter than the window
+    assert fit_to_screen((1024, 600)) == (921, 540)
+    assert fit_to_screen((400, 300)) == (400, 300)  # never less than the least size, but on screen
+
+
+def test_showing_the_chat_again_keeps_the_page_the_user_is_on() -> None:
+    chat = "http://127.0.0.1:8765"
+    assert same_site("http://127.0.0.1:8765/", chat)
+    assert same_site("http://127.0.0.1:8765/thread/1f0c", chat)
+    assert not same_site("http://127.0.0.1:8766/", chat)  # the WebGPU page, another server
+    assert not same_site("about:blank", chat)  # the placeholder
+    assert not same_site("", chat)

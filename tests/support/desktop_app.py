@@ -16,6 +16,8 @@ import os
 import socketserver
 import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,22 @@ def on_tray_thread(app: DesktopApp, work: Any) -> Any:
     return box.get("value")
 
 
+def probe(app: DesktopApp, script: str | None) -> dict[str, Any] | None:
+    """Ask the window's page for its text and the value of `script`; its answer, or None when
+    there is no window or it did not answer in time."""
+    window = app.window
+    if window is None or window.pid is None:
+        return None
+    probe_id = uuid.uuid4().hex
+    window.probe(script, probe_id)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if window.probed.get("id") == probe_id:
+            return dict(window.probed)
+        time.sleep(0.02)
+    return None
+
+
 def handle(app: DesktopApp, request: dict[str, Any]) -> Any:
     command = request["command"]
     if command == "state":
@@ -87,9 +105,7 @@ def handle(app: DesktopApp, request: dict[str, Any]) -> Any:
             },
         }  # fmt: skip
     if command == "probe":
-        if app.window is not None:
-            app.window.probe()
-        return True
+        return probe(app, request.get("script"))
     if command == "menu":
         assert app.tray is not None
         shown = app.tray

@@ -106,6 +106,29 @@ class ShellApp:
                 self.process.kill()
                 self.process.wait()
 
+    def descendants_until_exit(self, timeout_s: float) -> dict[int, str]:
+        """Every process below the app (pid: command line) seen until the app exits."""
+        seen: dict[int, str] = {}
+        deadline = time.monotonic() + timeout_s
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(self.process.pid).children(recursive=True):
+                    if child.pid not in seen:
+                        with contextlib.suppress(psutil.Error):
+                            seen[child.pid] = " ".join(child.cmdline())
+            time.sleep(0.02)
+        self.seen_pids.update(seen)
+        return seen
+
+    def strays(self) -> list[str]:
+        """Live processes that name this app's home folder on their command line (its services)."""
+        found = []
+        for proc in psutil.process_iter(["cmdline", "status"]):
+            command = " ".join(proc.info["cmdline"] or ())
+            if str(self.home) in command and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.pid}: {command}")
+        return found
+
     def leftovers(self) -> list[int]:
         """Processes the app started that are still alive (zombies count as gone)."""
         alive = []

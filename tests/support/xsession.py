@@ -142,6 +142,12 @@ class XSession:
         result = self.x("xdotool", "search", "--onlyvisible", "--name", name)
         return result.stdout.split()
 
+    def geometry(self, window_id: str) -> tuple[int, int, int, int]:
+        """Where a window is on the screen: x, y, width, height (its inside; there is no frame)."""
+        result = self.x("xdotool", "getwindowgeometry", "--shell", window_id)
+        values = dict(line.split("=", 1) for line in result.stdout.split() if "=" in line)
+        return int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"])
+
     def screenshot(self, path: Path, window: str = "root") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         result = self.x("import", "-window", window, str(path), timeout_s=30)
@@ -210,6 +216,14 @@ def close_windows(session: XSession, title: str) -> bool:
 
 def notifications(session: XSession) -> list[str]:
     """Summaries of the notifications dunst has shown (its history), newest first."""
+    return [summary for summary, _ in notification_texts(session)]
+
+
+def notification_texts(session: XSession) -> list[tuple[str, str]]:
+    """Summary and body of the notifications dunst has shown (its history), newest first.
+
+    A notification that replaced another (pystray sends each one in place of its last) leaves
+    only itself there."""
     import json
 
     session.x("dunstctl", "close-all")  # shown ones move into the history
@@ -217,4 +231,6 @@ def notifications(session: XSession) -> list[str]:
     if result.returncode != 0:
         return []
     data = json.loads(result.stdout or "{}")
-    return [entry["summary"]["data"] for group in data.get("data", []) for entry in group]
+    return [
+        (entry["summary"]["data"], entry["body"]["data"]) for group in data.get("data", []) for entry in group
+    ]
