@@ -91,7 +91,11 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def test_answer_streams_in_and_the_chat_is_kept_and_resumed(stack: ChatStack, page: Page) -> None:
     stack.ready()
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url))
     open_chat(page, stack.url)
+    # A first visit starts signed in: no detour through Chainlit's login page and a reload.
+    assert not [url for url in visited if "/login" in url], visited
     send(page, "Hi there")
     wait_for_answer(page, ALPHA_ANSWER)
     wait_for_answer(page, "computed on this computer")

@@ -1,24 +1,36 @@
 """Deferred imports for the chat server's start: modules Chainlit imports but the chat never uses.
 
-Chainlit imports LiteralAI's client for its types, and that client imports Traceloop's SDK (an
-OpenTelemetry tracer with instrumentations for a dozen AI libraries) at module level. It is only
-called to send traces to LiteralAI's cloud, which this app never does, yet importing it is about
-a third of the chat server's start (1.4 s of 4 s on a 2-core laptop). `defer` puts a stand-in
-module in its place; the real module is imported the first time anything in it is used, so a
-future Chainlit that does use it still works, only slower.
+Chainlit imports, at module level, clients it only uses with features this app turns off:
+LiteralAI's cloud client and with it Traceloop's SDK (an OpenTelemetry tracer with
+instrumentations for a dozen AI libraries; 1.4 s on a 2-core laptop), the MCP client (MCP is off
+in our config), and Socket.IO's and Engine.IO's clients (Chainlit is only a server). Importing
+them was over half of the chat server's start. `defer` puts a stand-in module in the place of
+each; the real one is imported the first time anything in it is used, so a Chainlit that does
+use one still works, only slower.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-CHAINLIT_UNUSED: dict[str, tuple[str, ...]] = {"traceloop.sdk": ("Traceloop",)}
-"""Module → the names Chainlit's imports take from it."""
+CHAINLIT_UNUSED: dict[str, tuple[str, ...]] = {
+    "traceloop.sdk": ("Traceloop",),
+    "literalai.api": ("AsyncLiteralAPI", "LiteralAPI"),
+    "mcp": ("ClientSession",),
+    "socketio.client": ("Client",),
+    "socketio.simple_client": ("SimpleClient",),
+    "socketio.async_client": ("AsyncClient",),
+    "socketio.async_simple_client": ("AsyncSimpleClient",),
+    "engineio.client": ("Client",),
+    "engineio.async_client": ("AsyncClient",),
+}
+"""Module → the names Chainlit's imports (and its dependencies') take from it."""
 
 
 class DeferredName:
@@ -40,6 +52,10 @@ class DeferredName:
             raise
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") and attribute.endswith("__"):
+            # Introspection (typing looks for __origin__ and the like in annotations) must not
+            # import the module.
+            raise AttributeError(attribute)
         return getattr(self.resolve(), attribute)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -51,15 +67,31 @@ class DeferredModule(types.ModuleType):
 
 
 def defer(modules: Mapping[str, Iterable[str]]) -> list[str]:
-    """Put stand-ins for `modules` (not yet imported, and installed) in sys.modules; returns
-    which were deferred."""
+    """Put stand-ins for `modules` (installed, not yet imported) in sys.modules; returns which
+    were deferred. A package's stand-in keeps its path, so its submodules still import."""
     deferred = []
     for module, names in modules.items():
-        if module in sys.modules or importlib.util.find_spec(module) is None:
+        spec = None if module in sys.modules else find_spec(module)
+        if spec is None:
             continue
         stand_in = DeferredModule(module, f"deferred import of {module}")
+        if spec.submodule_search_locations is not None:
+            stand_in.__path__ = list(spec.submodule_search_locations)
         for name in names:
             setattr(stand_in, name, DeferredName(module, name))
         sys.modules[module] = stand_in
         deferred.append(module)
     return deferred
+
+
+def find_spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """Where `module` is, without importing its parent packages (importlib.util.find_spec
+    would run them, and with them the very submodules to defer)."""
+    parent, _, _ = module.rpartition(".")
+    if not parent:
+        return importlib.util.find_spec(module)
+    loaded = sys.modules.get(parent)
+    parent_spec = loaded.__spec__ if loaded is not None else find_spec(parent)
+    if parent_spec is None or parent_spec.submodule_search_locations is None:
+        return None
+    return importlib.machinery.PathFinder.find_spec(module, list(parent_spec.submodule_search_locations))

@@ -114,6 +114,8 @@ def main(argv: Sequence[str]) -> int:
     os.environ["CHAINLIT_APP_ROOT"] = str(options.app_root)
     os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret(options.data_dir / "auth-secret")
     os.chdir(options.app_root)
+    for name in ("LITERAL_API_KEY", "LITERAL_API_URL"):  # Chainlit's cloud: nothing leaves the machine
+        os.environ.pop(name, None)
 
     deferred.defer(deferred.CHAINLIT_UNUSED)
     import chainlit.server as chainlit_server
@@ -124,6 +126,7 @@ def main(argv: Sequence[str]) -> int:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from desktop.chat.app import ChatBackend, install
+    from desktop.chat.signin import SignedInPage, chainlit_sign_in
 
     reports = PaintReports()
     install(ChatBackend(options.settings, options.status_file, database, reports))
@@ -131,8 +134,10 @@ def main(argv: Sequence[str]) -> int:
     config.run.port = options.port
     config.run.headless = True
     chainlit_server.get_html_template = offline_html(chainlit_server.get_html_template)
+    sign_in = chainlit_sign_in(chainlit_server._authenticate_user, config.code.header_auth_callback)
+    chainlit_server.app.add_middleware(SignedInPage, sign_in=sign_in)
     # The local user is signed in without a password, so only requests addressed to loopback are
-    # served: a web page cannot reach the chat through DNS rebinding.
+    # served: a web page cannot reach the chat through DNS rebinding. (Added last: checked first.)
     chainlit_server.app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK_NAMES))
     serve_paint_reports(chainlit_server.app, reports)
     ensure_jwt_secret()
