@@ -84,8 +84,8 @@ class Settings:
     max_tokens: int = 1024
     """Most tokens one answer may have; less when the conversation leaves less room in the context."""
     chat_frame_ms: int = 40
-    """Streamed tokens are sent to the page at most once per this many ms (0: once per token),
-    so that long, fast answers do not make the browser fall behind the model."""
+    """Streamed tokens are sent to the page at most once per this many ms, and only once it has
+    painted the last piece (0: once per token, unpaced), so the page never falls behind."""
     remote_base_url: str | None = None
     """A second, remote OpenAI-compatible endpoint (e.g. Azure OpenAI) for hybrid routing."""
     remote_api_key: str = ""
