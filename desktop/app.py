@@ -366,8 +366,8 @@ class DesktopApp:
         return [ModelChoice(m.id, m.alias or m.id, m.id == current) for m in self._models]
 
     def select_model(self, model_id: str) -> None:
-        if self._busy:
-            return
+        if self._busy or any(choice.current and choice.id == model_id for choice in self.model_choices()):
+            return  # already served: nothing to switch
         label = next((m.alias for m in self._models if m.id == model_id), model_id)
         self._busy = f"Switching to {label}…"
         self._background(self._switch_model, model_id, label)
