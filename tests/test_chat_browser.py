@@ -132,11 +132,16 @@ def test_switching_model_in_the_chat(stack: ChatStack, page: Page) -> None:
     wait_for_answer(page, ALPHA_ANSWER)
 
 
-def test_stop_ends_a_long_answer(stack: ChatStack, page: Page) -> None:
+def open_chat_on_endless(stack: ChatStack, page: Page) -> None:
+    """Open the chat and switch it to the model that streams until its token budget."""
     stack.ready()
     open_chat(page, stack.url)
     choose_model(page, "endless-generic-cpu:1")
     wait_for_answer(page, "Now using endless-generic-cpu:1")
+
+
+def test_stop_ends_a_long_answer(stack: ChatStack, page: Page) -> None:
+    open_chat_on_endless(stack, page)
     try:
         send(page, "Go on forever")
         wait_for_answer(page, f"{ENDLESS_ANSWER} {ENDLESS_ANSWER} {ENDLESS_ANSWER}")
@@ -180,10 +185,7 @@ window.fetch = (url, options) => {
 
 def test_a_fast_answer_is_sent_no_faster_than_the_page_paints_it(stack: ChatStack, page: Page) -> None:
     page.add_init_script(PACING_LOG)
-    stack.ready()
-    open_chat(page, stack.url)
-    choose_model(page, "endless-generic-cpu:1")
-    wait_for_answer(page, "Now using endless-generic-cpu:1")
+    open_chat_on_endless(stack, page)
     try:
         send(page, "Go on forever")
         page.wait_for_function(
