@@ -19,7 +19,7 @@ from chainlit.utils import utc_now
 from openai.types.chat import ChatCompletionMessageParam
 
 from desktop.chat import trimming
-from desktop.chat.app import STOPPED_NOTE, ChatBackend, Conversation, say
+from desktop.chat.app import STOPPED_NOTE, ChatBackend, Conversation, footer, say
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.streaming import StreamPainter
 
@@ -138,10 +138,6 @@ def client_for(backend: ChatBackend, target: Target) -> openai.AsyncOpenAI:
         )
         backend.clients[key] = client
     return client
-
-
-def footer(target: Target) -> str:
-    return f"\n\n— *computed {target.label}*"
 
 
 async def stream_answer(

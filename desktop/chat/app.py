@@ -26,7 +26,7 @@ from chainlit.input_widget import Select, Slider
 from chainlit.types import ThreadDict
 
 from desktop.chat import trimming
-from desktop.chat.endpoint import LocalEndpoint, remote_target
+from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.history import conninfo
 from desktop.chat.streaming import PaintReports
 from desktop.config import Settings
@@ -62,7 +62,11 @@ class ChatBackend:
         self.remote = remote_target(settings)
         self.database = database
         self.clients: dict[tuple[str, str], Any] = {}
-        """One OpenAI client per endpoint (see answers.client)."""
+        """One OpenAI client per endpoint (see answers.client_for)."""
+
+
+def footer(target: Target) -> str:
+    return f"\n\n— *computed {target.label}*"
 
 
 def strip_footer(text: str) -> str:
