@@ -83,9 +83,6 @@ class Settings:
     """Sampling temperature of chat answers (0 to 2); the chat's settings panel changes it per chat."""
     max_tokens: int = 1024
     """Most tokens one answer may have; less when the conversation leaves less room in the context."""
-    chat_frame_ms: int = 40
-    """Streamed tokens are sent to the page at most once per this many ms, and only once it has
-    painted the last piece (0: once per token, unpaced), so the page never falls behind."""
     remote_base_url: str | None = None
     """A second, remote OpenAI-compatible endpoint (e.g. Azure OpenAI) for hybrid routing."""
     remote_api_key: str = ""
@@ -111,8 +108,6 @@ class Settings:
             raise SettingsError("restart_limit must be >= 0 and restart_window_s > 0")
         if not 0 <= self.temperature <= 2:
             raise SettingsError(f"temperature must be between 0 and 2, not {self.temperature}")
-        if self.chat_frame_ms < 0:
-            raise SettingsError("chat_frame_ms must be >= 0")
         if self.max_tokens < 1:
             raise SettingsError(f"max_tokens must be at least 1, not {self.max_tokens}")
         if self.routing not in ROUTING_POLICIES:

@@ -32,8 +32,11 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
-# The WebGPU page's ONNX Runtime Web files come from the pinned npm package.
-(cd webgpu && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent build)
+# The pages' libraries come from pinned npm packages: ONNX Runtime Web for the WebGPU page;
+# Socket.IO's client, marked and DOMPurify for the chat page.
+for page in webgpu resources/chainlit/frontend; do
+    (cd "$page" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent build)
+done
 
 .venv/bin/ruff check desktop tests
 .venv/bin/ruff format --check desktop tests

@@ -13,7 +13,14 @@ import pytest
 from desktop.chat import deferred, trimming
 from desktop.chat.endpoint import LOCAL, REMOTE, classify_task, describe_runtime, plan
 from desktop.chat.history import auth_secret, conninfo, create_schema
-from desktop.chat.server import offline_html, settings_from_env, settings_to_env
+from desktop.chat.server import (
+    BUILD_COMMAND,
+    frontend_dir,
+    frontend_missing,
+    not_built_page,
+    settings_from_env,
+    settings_to_env,
+)
 from desktop.config import Settings, SettingsError
 from desktop.probe import wait_for
 from desktop.runtime.status import RuntimeState, RuntimeStatus
@@ -127,6 +134,69 @@ def test_the_history_schema_takes_what_chainlit_s_data_layer_writes(tmp_path: Pa
     assert done.stdout.strip() == "['hi']"
 
 
+def test_history_writes_wait_for_an_answer_s_first_words_and_all_land(tmp_path: Path) -> None:
+    """A user's message holds its chat's writes until the answer's first words are sent (or at
+    most the store's limit), so they do not delay them; then every write is stored."""
+    database = tmp_path / "history.sqlite3"
+    create_schema(database)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", HELD_WRITES, str(database)],
+        env={**os.environ, "CHAINLIT_APP_ROOT": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["held", "['question']", "held", "['question', 'another']", "at once"]
+
+
+HELD_WRITES = """
+import asyncio, sys, time
+from pathlib import Path
+import chainlit
+from chainlit.context import init_http_context
+from desktop.chat import store as store_module
+
+def step(step_id, text):
+    return {"id": step_id, "threadId": "t1", "name": "local", "type": "user_message", "output": text,
+            "streaming": False, "metadata": {}, "createdAt": f"2026-01-01T00:00:0{step_id}Z"}
+
+async def stored(store):
+    return [s["output"] for s in (await store.get_thread("t1"))["steps"]]
+
+async def held(store, writing, text):
+    try:
+        await asyncio.wait_for(asyncio.shield(writing), 0.5)
+    except TimeoutError:
+        return "held" if text not in await stored(store) else "written early"
+    return "written"
+
+async def main():
+    init_http_context()
+    store = store_module.ChatStore(Path(sys.argv[1]))
+    user = await store.create_user(chainlit.User(identifier="local"))
+    await store.update_thread("t1", name="a chat", user_id=user.id)
+    writing = asyncio.create_task(store.create_step(step(1, "question")))
+    print(await held(store, writing, "question"))
+    store.first_words_sent("t1")  # the answer started: the write goes
+    await writing
+    print(await stored(store))
+    store_module.HOLD_S = 1.0  # no first words ever (a bug): writes wait no longer than this
+    writing = asyncio.create_task(store.create_step(step(2, "another")))
+    print(await held(store, writing, "another"))
+    await asyncio.wait_for(writing, 5)
+    print(await stored(store))
+    started = time.monotonic()
+    await store.update_thread("t1", name="renamed")  # the hold is over: no more waiting
+    print("at once" if time.monotonic() - started < 0.5 else "waited")
+    await store.engine.dispose()
+
+asyncio.run(main())
+"""
+
+
 ROUNDTRIP = """
 import asyncio, sys
 import chainlit
@@ -160,13 +230,13 @@ def test_settings_travel_to_the_chat_server_unchanged(tmp_path: Path) -> None:
     assert settings_from_env(settings_to_env(settings)) == settings
 
 
-def test_the_page_links_nothing_outside_loopback() -> None:
-    page = (
-        '<link rel="preconnect" href="https://fonts.googleapis.com" />\n'
-        '<link href="https://cdn.jsdelivr.net/npm/katex@0.16.22/dist/katex.min.css" rel="stylesheet"/>'
-        '<link rel="stylesheet" crossorigin href="/assets/index.css">'
-    )
-    assert offline_html(lambda _: page)("") == '<link rel="stylesheet" crossorigin href="/assets/index.css">'
+def test_an_unbuilt_chat_page_says_how_to_build_it(tmp_path: Path) -> None:
+    assert frontend_missing(frontend_dir()) is None, "the test run builds the page (tests/run.sh)"
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    reason = frontend_missing(tmp_path)
+    assert reason is not None and BUILD_COMMAND in reason and str(tmp_path) in reason
+    page = not_built_page(reason)("")
+    assert "The chat is not ready" in page and "npm ci --ignore-scripts &amp;&amp; npm run build" in page
 
 
 def test_a_killed_runtime_host_not_yet_reaped_reads_as_restarting() -> None:

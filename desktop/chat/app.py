@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
-from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.config import config
 from chainlit.input_widget import Select, Slider
 from chainlit.types import ThreadDict
+from chainlit.utils import wrap_user_function
 
 from desktop.chat import trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
-from desktop.chat.history import conninfo
-from desktop.chat.streaming import PaintReports
+from desktop.chat.store import ChatStore
 from desktop.config import Settings
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState
@@ -53,14 +53,11 @@ class Conversation:
 class ChatBackend:
     """What the handlers need: settings, the local endpoint, the remote one, the history database."""
 
-    def __init__(
-        self, settings: Settings, status_file: Path, database: Path, reports: PaintReports | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, status_file: Path, database: Path) -> None:
         self.settings = settings
-        self.reports = reports or PaintReports()
+        self.history = ChatStore(database)
         self.local = LocalEndpoint(settings, status_file)
         self.remote = remote_target(settings)
-        self.database = database
         self.clients: dict[tuple[str, str], Any] = {}
         """One OpenAI client per endpoint (see answers.client_for)."""
 
@@ -71,6 +68,16 @@ def footer(target: Target) -> str:
 
 def strip_footer(text: str) -> str:
     return FOOTER.sub("", text).removesuffix(STOPPED_NOTE)
+
+
+def restore_settings(conversation: Conversation, saved: dict[str, Any]) -> None:
+    """The temperature and answer length a resumed chat had; a value that does not read keeps
+    the default."""
+    try:
+        conversation.temperature = min(max(float(saved.get("temperature", conversation.temperature)), 0), 2)
+        conversation.max_tokens = max(int(saved.get("max_tokens", conversation.max_tokens)), 1)
+    except (TypeError, ValueError):
+        log.warning("ignoring a resumed chat's unreadable settings: %r", saved)
 
 
 def step_metadata(step: Any) -> dict[str, Any]:
@@ -111,7 +118,10 @@ def install(backend: ChatBackend) -> Chat:
     cl.on_chat_start(chat.start)
     cl.on_chat_resume(chat.resume)
     cl.on_settings_update(chat.settings_changed)
-    cl.on_message(chat.on_message)
+    # Not `cl.on_message`, which wraps each answer in a "run" step: one more message to the page
+    # and one more write to the history before the model is asked (about 4 ms of the first
+    # words' delay); this page shows no runs.
+    config.code.on_message = wrap_user_function(chat.on_message)
     return chat
 
 
@@ -122,8 +132,8 @@ class Chat:
         self.backend = backend
         self._preparing = False
 
-    def history(self) -> SQLAlchemyDataLayer:
-        return SQLAlchemyDataLayer(conninfo=conninfo(self.backend.database))
+    def history(self) -> ChatStore:
+        return self.backend.history
 
     async def local_user(self, headers: Any) -> cl.User:
         """A desktop app on 127.0.0.1 has one user, signed in without a login screen."""
@@ -145,7 +155,10 @@ class Chat:
 
     async def resume(self, thread: ThreadDict) -> None:
         self.prepare_answering()
-        await self.send_settings(self.new_conversation(turns_from_thread(thread)))
+        conversation = self.new_conversation(turns_from_thread(thread))
+        # Chainlit keeps a chat's settings with it and restores them before this handler runs.
+        restore_settings(conversation, cl.context.session.chat_settings or {})
+        await self.send_settings(conversation)
 
     def prepare_answering(self) -> None:
         """Import `answers` in the background once a page has opened a chat: a user takes longer
@@ -217,6 +230,9 @@ class Chat:
         conversation.turns.append({"role": "user", "content": message.content})
         from desktop.chat import answers  # imported after start, off the page's way (server.py)
 
-        text = await answers.respond(self.backend, conversation, message.content)
+        try:
+            text = await answers.respond(self.backend, conversation, message.content)
+        finally:  # no first words (no model, an error, Stop): the chat's writes need not wait
+            self.backend.history.first_words_sent(message.thread_id)
         if text is None:
             conversation.turns.pop()  # unanswered: the context keeps answered turns only

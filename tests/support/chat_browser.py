@@ -84,8 +84,7 @@ class ChatStack:
 def open_chat(page: Page, url: str) -> None:
     """Open the chat (the local user is signed in by itself) and wait for the message box."""
     page.goto(url)
-    page.wait_for_selector("#user-nav-button", timeout=20_000)  # signed in
-    page.wait_for_selector("#chat-input", timeout=20_000)
+    page.wait_for_selector("#app[data-connection='connected']", timeout=20_000)  # signed in, live
 
 
 def send(page: Page, text: str) -> float:
@@ -133,4 +132,4 @@ def wait_for_answer(page: Page, text: str, count: int = 1, timeout_ms: int = 30_
 
 def wait_idle(page: Page, timeout_ms: int = 30_000) -> None:
     """Wait until no answer is running (the Stop button is gone)."""
-    page.wait_for_selector("#stop-button", state="detached", timeout=timeout_ms)
+    page.wait_for_selector("#stop-button", state="hidden", timeout=timeout_ms)

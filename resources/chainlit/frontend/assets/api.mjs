@@ -1,0 +1,61 @@
+// The chat server's HTTP routes (Chainlit's own), called with the page's sign-in cookie.
+//
+// The page arrives signed in as the one local user (the server sets the cookie on the page
+// itself). Should the cookie be gone or expired, the first refused call signs in again through
+// Chainlit's header sign-in (the local user needs no password) and is tried once more.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class ChatApi {
+  async signIn() {
+    const response = await fetch('/auth/header', { method: 'POST', credentials: 'same-origin' });
+    if (!response.ok) throw new ApiError(response.status, `could not sign in (HTTP ${response.status})`);
+  }
+
+  async request(method, path, body) {
+    const send = () =>
+      fetch(path, {
+        method,
+        credentials: 'same-origin',
+        headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    let response = await send();
+    if (response.status === 401) {
+      await this.signIn();
+      response = await send();
+    }
+    if (!response.ok) {
+      let detail = '';
+      try {
+        detail = (await response.json()).detail || '';
+      } catch {
+        // not JSON: the status says enough
+      }
+      throw new ApiError(response.status, detail || `HTTP ${response.status}`);
+    }
+    return response.json();
+  }
+
+  /** The project: its name and the welcome text (resources/chainlit/chainlit.md). */
+  project() {
+    return this.request('GET', '/project/settings');
+  }
+
+  /** One page of past chats, newest first; `search` matches any message in a chat. */
+  threads({ search = '', cursor = null, first = 40 } = {}) {
+    return this.request('POST', '/project/threads', {
+      pagination: { first, cursor },
+      filter: search ? { search } : {},
+    });
+  }
+
+  deleteThread(threadId) {
+    return this.request('DELETE', '/project/thread', { threadId });
+  }
+}

@@ -1,0 +1,215 @@
+// Foundry Desk's chat page: wires the conversation, the composer, the past chats and the
+// settings to one live chat session at a time. `/` is a new chat, `/thread/<id>` a stored one;
+// moving between chats changes the address without reloading the page.
+import { ChatApi } from './api.mjs';
+import { Conversation } from './conversation.mjs';
+import { markdownFragment } from './markdown.mjs';
+import { ChatSession } from './session.mjs';
+import { SettingsDialog } from './settings.mjs';
+import { ThreadList } from './threads.mjs';
+
+const TITLE_CHARS = 80;
+const NARROW = window.matchMedia('(max-width: 760px)');
+
+function element(id) {
+  return document.getElementById(id);
+}
+
+function threadFromPath(path) {
+  const match = /^\/thread\/([^/]+)\/?$/.exec(path);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function shortTitle(text) {
+  const line = text.trim().split('\n')[0];
+  return line.length > TITLE_CHARS ? `${line.slice(0, TITLE_CHARS - 1)}…` : line;
+}
+
+class ChatPage {
+  constructor() {
+    this.api = new ChatApi();
+    this.app = element('app');
+    this.input = element('chat-input');
+    this.submit = element('chat-submit');
+    this.stopButton = element('stop-button');
+    this.banner = element('connection-banner');
+    this.title = element('chat-title');
+    this.modelChip = element('model-chip');
+    this.settingsButton = element('chat-settings-open-modal');
+    this.toasts = element('toasts');
+    this.conversation = new Conversation(element('messages'), element('welcome'));
+    this.threads = new ThreadList(element('thread-history'), element('thread-search'), this.api, {
+      open: (threadId) => this.go(threadId),
+      deleted: (threadId) => {
+        if (threadId === this.session?.threadId) this.go(null);
+      },
+    });
+    this.settings = new SettingsDialog(element('settings-dialog'), element('settings-fields'), (values) =>
+      this.session?.changeSettings(values),
+    );
+    this.session = null;
+    this.bind();
+  }
+
+  start() {
+    this.open(threadFromPath(window.location.pathname));
+    this.threads.refresh();
+    this.showWelcome();
+  }
+
+  bind() {
+    element('message-composer').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.input.addEventListener('input', () => {
+      this.fitInput();
+      this.updateComposer();
+    });
+    this.stopButton.addEventListener('click', () => this.session?.stop());
+    this.settingsButton.addEventListener('click', () => this.settings.open());
+    element('new-chat').addEventListener('click', (event) => {
+      event.preventDefault();
+      this.go(null);
+    });
+    element('sidebar-toggle').addEventListener('click', () => this.toggleSidebar());
+    document.querySelector('main.chat').addEventListener('pointerdown', (event) => {
+      if (NARROW.matches && !event.target.closest('#sidebar-toggle')) this.toggleSidebar(false);
+    });
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && this.session?.running && !element('settings-dialog').open) {
+        this.session.stop();
+      } else if (event.key.toLowerCase() === 'o' && event.shiftKey && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        this.go(null);
+      }
+    });
+    window.addEventListener('popstate', () => this.open(threadFromPath(window.location.pathname)));
+  }
+
+  /** The user moves to another chat (null: a new one). */
+  go(threadId) {
+    const path = threadId ? `/thread/${encodeURIComponent(threadId)}` : '/';
+    if (window.location.pathname !== path) window.history.pushState(null, '', path);
+    if (NARROW.matches) this.toggleSidebar(false);
+    this.open(threadId);
+  }
+
+  open(threadId) {
+    this.session?.close();
+    this.conversation.reset();
+    this.conversation.setRunning(false);
+    this.title.textContent = threadId ? '' : 'New chat';
+    this.threads.setCurrent(threadId);
+    this.session = new ChatSession(threadId, this.sessionEvents(), () => this.api.signIn());
+    this.updateComposer();
+    this.input.focus();
+  }
+
+  sessionEvents() {
+    return {
+      connection: (state, detail) => this.showConnection(state, detail),
+      running: (running) => {
+        this.conversation.setRunning(running);
+        this.updateComposer();
+        // An answer ended: its chat moves to the top of the past chats.
+        const { connected, threadId } = this.session;
+        if (!running && connected && threadId) this.threads.touch(threadId);
+      },
+      step: (step) => this.conversation.put(step),
+      streamStart: (step) => this.conversation.put({ ...step, streaming: true }),
+      token: (id, text, replace) => this.conversation.token(id, text, replace),
+      removeStep: (id) => this.conversation.remove(id),
+      thread: (thread) => {
+        this.conversation.reset(thread.steps || []);
+        this.title.textContent = thread.name || 'Untitled chat';
+      },
+      threadMissing: (error) => {
+        this.toast(`That chat could not be opened (${error || 'not found'}): here is a new one.`, 'warning');
+        this.go(null);
+      },
+      named: (threadId) => {
+        const path = `/thread/${encodeURIComponent(threadId)}`;
+        if (window.location.pathname !== path) window.history.replaceState(null, '', path);
+        this.threads.setCurrent(threadId);
+        this.threads.refresh();
+      },
+      settings: (inputs) => {
+        this.settings.setInputs(inputs);
+        this.settingsButton.disabled = !this.settings.inputs.length;
+        const model = this.settings.model;
+        this.modelChip.hidden = !model;
+        this.modelChip.textContent = model || '';
+      },
+      toast: (message, type) => this.toast(message, type),
+    };
+  }
+
+  send() {
+    const text = this.input.value.trim();
+    const session = this.session;
+    if (!text || !session?.connected || session.running) return;
+    if (this.conversation.empty) this.title.textContent = shortTitle(text);
+    this.conversation.put(session.send(text));
+    this.conversation.scrollToEnd();
+    this.input.value = '';
+    this.input.style.height = ''; // empty: its one line, without measuring (no layout on send)
+    this.updateComposer();
+  }
+
+  updateComposer() {
+    const running = Boolean(this.session?.running);
+    const connected = Boolean(this.session?.connected);
+    this.submit.hidden = running;
+    this.stopButton.hidden = !running;
+    this.submit.disabled = !connected || !this.input.value.trim();
+  }
+
+  /** The message box grows with its text, up to a limit (then it scrolls). */
+  fitInput() {
+    this.input.style.height = 'auto';
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 240)}px`;
+  }
+
+  showConnection(state, detail) {
+    const messages = {
+      reconnecting: 'Reconnecting to the chat server… What you type is kept; send it once this note is gone.',
+      refused: `The chat server refused this page (${detail}). Reload the page; if that does not help, quit and start Foundry Desk again.`,
+    };
+    this.app.dataset.connection = state;
+    this.banner.hidden = !(state in messages);
+    this.banner.textContent = messages[state] || '';
+    this.banner.classList.toggle('error', state === 'refused');
+    this.updateComposer();
+  }
+
+  async showWelcome() {
+    try {
+      const project = await this.api.project();
+      element('welcome').replaceChildren(markdownFragment(project.markdown || '', false));
+    } catch {
+      // the welcome text is a nicety: the chat works without it
+    }
+  }
+
+  toggleSidebar(open = !this.app.classList.contains('sidebar-open')) {
+    this.app.classList.toggle('sidebar-open', open);
+    element('sidebar-toggle').setAttribute('aria-expanded', String(open));
+  }
+
+  toast(message, type = 'info') {
+    const toast = document.createElement('div');
+    toast.className = `toast ${type}`;
+    toast.textContent = message;
+    this.toasts.append(toast);
+    setTimeout(() => toast.remove(), 5000);
+  }
+}
+
+new ChatPage().start();

@@ -1,0 +1,233 @@
+// The conversation on screen: the chat's messages (Chainlit steps), drawn at most once a frame.
+//
+// A change is drawn at once when the page has painted everything drawn before (an answer's
+// first words are ready for the very next frame); otherwise it waits for the next frame the page
+// has not drawn for. However fast the model streams, the page does one small piece of work per
+// frame and never falls behind. Steps that are not messages (Chainlit's runs) are not shown;
+// while an answer is on its way and has no text yet, three dots say so (after a moment: a fast
+// model's first words come before they would, and there is nothing to flicker).
+import { markdownFragment } from './markdown.mjs';
+
+const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
+const FOOTER = /\n\n— \*(computed [^\n]*)\*$/; // where the answer was computed (answers.py)
+const STOPPED = ' *(stopped)*';
+const NEAR_BOTTOM_PX = 48;
+const THINKING_DELAY_MS = 300;
+
+function metadataOf(step) {
+  let metadata = step.metadata || {};
+  if (typeof metadata === 'string') {
+    try {
+      metadata = JSON.parse(metadata);
+    } catch {
+      metadata = {};
+    }
+  }
+  return metadata && typeof metadata === 'object' ? metadata : {};
+}
+
+/** What a user copies from an answer: its text without the line that says where it was made. */
+export function answerText(output) {
+  return output.replace(FOOTER, '').replace(STOPPED, '').trimEnd();
+}
+
+export class Conversation {
+  /**
+   * @param {HTMLElement} container the scrolling element the messages go into
+   * @param {HTMLElement} welcome shown while the conversation is empty
+   */
+  constructor(container, welcome) {
+    this.container = container;
+    this.welcome = welcome;
+    this.entries = new Map(); // id -> {step, element, content}
+    this.dirty = new Set();
+    this.running = false;
+    this.runningSince = 0;
+    this.thinkingTimer = 0;
+    this.stickToBottom = true;
+    this.frame = 0; // the pending animation frame request
+    this.changed = false; // something changed since the last draw
+    this.unpainted = false; // drawn outside a frame: the next frame paints it
+    this.thinking = document.createElement('div');
+    this.thinking.className = 'thinking';
+    this.thinking.setAttribute('aria-label', 'The model is answering');
+    this.thinking.innerHTML = '<span></span><span></span><span></span>';
+    container.addEventListener('scroll', () => {
+      const { scrollTop, scrollHeight, clientHeight } = container;
+      this.stickToBottom = scrollHeight - scrollTop - clientHeight < NEAR_BOTTOM_PX;
+    });
+  }
+
+  /** Show `steps` (a resumed chat, or nothing for a new one) instead of what is shown. */
+  reset(steps = []) {
+    for (const { element } of this.entries.values()) element.remove();
+    this.entries.clear();
+    this.dirty.clear();
+    const sorted = [...steps].sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
+    for (const step of sorted) this.add(step);
+    this.stickToBottom = true;
+    this.schedule();
+  }
+
+  /** A step, whole: a new message, or the final version of one. */
+  put(step) {
+    this.add(step);
+    this.schedule();
+  }
+
+  add(step) {
+    if (!SHOWN_TYPES.has(step.type)) return;
+    const entry = this.entries.get(step.id);
+    if (entry) {
+      entry.step = { ...entry.step, ...step };
+    } else {
+      this.entries.set(step.id, this.create(step));
+    }
+    this.dirty.add(step.id);
+  }
+
+  /** More text for a streaming answer. */
+  token(id, text, replace) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    entry.step.output = replace ? text : (entry.step.output || '') + text;
+    this.dirty.add(id);
+    this.schedule();
+  }
+
+  remove(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    entry.element.remove();
+    this.entries.delete(id);
+    this.schedule();
+  }
+
+  setRunning(running) {
+    if (running && !this.running) {
+      this.runningSince = performance.now();
+      clearTimeout(this.thinkingTimer);
+      this.thinkingTimer = setTimeout(() => this.schedule(), THINKING_DELAY_MS + 10);
+    }
+    this.running = running;
+    for (const entry of this.entries.values()) {
+      if (!running && entry.step.streaming) {
+        entry.step.streaming = false;
+        this.dirty.add(entry.step.id);
+      }
+    }
+    this.schedule();
+  }
+
+  /** Keep the newest message in view (the user just sent one). */
+  scrollToEnd() {
+    this.stickToBottom = true;
+    this.schedule();
+  }
+
+  get empty() {
+    return this.entries.size === 0;
+  }
+
+  create(step) {
+    const element = document.createElement('article');
+    element.id = `step-${step.id}`;
+    element.dataset.stepType = step.type;
+    const content = document.createElement('div');
+    content.className = 'content';
+    element.append(content);
+    if (step.type === 'assistant_message') {
+      const copy = document.createElement('button');
+      copy.type = 'button';
+      copy.className = 'copy';
+      copy.textContent = 'Copy';
+      copy.addEventListener('click', () => this.copy(step.id, copy));
+      element.append(copy);
+    }
+    this.container.insertBefore(element, this.thinking.parentNode ? this.thinking : null);
+    return { step: { ...step }, element, content };
+  }
+
+  async copy(id, button) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    try {
+      await navigator.clipboard.writeText(answerText(entry.step.output || ''));
+      button.textContent = 'Copied';
+    } catch {
+      button.textContent = 'Could not copy';
+    }
+    setTimeout(() => {
+      button.textContent = 'Copy';
+    }, 1500);
+  }
+
+  schedule() {
+    this.changed = true;
+    if (this.frame) return;
+    if (!this.unpainted) {
+      this.draw();
+      this.unpainted = true;
+    }
+    this.frame = requestAnimationFrame(() => this.onFrame());
+  }
+
+  onFrame() {
+    this.frame = 0;
+    if (this.unpainted) {
+      // This frame paints what was drawn since the last one: what changed since waits a frame.
+      this.unpainted = false;
+      if (this.changed) this.frame = requestAnimationFrame(() => this.onFrame());
+    } else if (this.changed) {
+      this.draw();
+    }
+  }
+
+  draw() {
+    this.changed = false;
+    for (const id of this.dirty) {
+      const entry = this.entries.get(id);
+      if (entry) this.drawEntry(entry);
+    }
+    this.dirty.clear();
+    this.welcome.hidden = !this.empty;
+    if (this.isThinking()) this.container.append(this.thinking);
+    else this.thinking.remove();
+    if (this.stickToBottom) this.container.scrollTop = this.container.scrollHeight;
+  }
+
+  drawEntry({ step, element, content }) {
+    const metadata = metadataOf(step);
+    const isAnswer = step.type === 'assistant_message' && Boolean(metadata.answer);
+    element.className = [
+      'message',
+      step.type === 'user_message' ? 'user' : isAnswer ? 'answer' : 'notice',
+      step.isError ? 'error' : '',
+      step.streaming ? 'streaming' : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const text = step.output || '';
+    if (step.type === 'user_message') {
+      content.textContent = text;
+      return;
+    }
+    content.classList.add('markdown');
+    const footer = isAnswer ? FOOTER.exec(text) : null;
+    content.replaceChildren(markdownFragment(footer ? text.slice(0, footer.index) : text));
+    if (footer) {
+      const where = document.createElement('p');
+      where.className = 'where';
+      where.textContent = footer[1];
+      content.append(where);
+    }
+  }
+
+  /** An answer is on its way but shows no text yet. */
+  isThinking() {
+    if (!this.running || performance.now() - this.runningSince < THINKING_DELAY_MS) return false;
+    const last = [...this.entries.values()].at(-1);
+    if (!last || last.step.type === 'user_message') return true;
+    return !metadataOf(last.step).answer || !last.step.output;
+  }
+}
