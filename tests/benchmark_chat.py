@@ -92,6 +92,20 @@ def endpoint_timing(stack: ChatStack, max_tokens: int) -> tuple[float, float]:
     return ((first or started) - started) * 1000, total * 1000
 
 
+PAGE_LOAD = """
+() => {
+  const resources = performance.getEntriesByType('resource');
+  const navigation = performance.getEntriesByType('navigation')[0];
+  return {
+    page_kb: (navigation.transferSize + resources.reduce((n, r) => n + r.transferSize, 0)) / 1000,
+    page_requests: resources.length + 1,
+    page_heap_mb: performance.memory.usedJSHeapSize / 2 ** 20,
+  };
+}
+"""
+"""What opening the chat cost the browser: bytes and requests (a fresh profile), JavaScript heap."""
+
+
 ANSWER_LOG = re.compile(r"answer \S+: .* first token at ([0-9.]+), model finished at ([0-9.]+)")
 
 
@@ -123,6 +137,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
             browser = launch(driver)
             page = browser.new_page()
             open_chat(page, stack.url)
+            page_load = page.evaluate(PAGE_LOAD)
             page.evaluate(OBSERVER)
             chat_log = stack.paths.log_dir / "chat.log"
             browser_timing(page, "warm up", chat_log)
@@ -154,6 +169,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
         # The target: from the model finishing (the chat server got its last token) to the paint.
         "last_token_lag_ms": statistics.median(b["done"] - b["model_done"] for b in seen),
         "chat_server_rss_mb": rss,
+        **page_load,
     }
 
 
@@ -176,6 +192,10 @@ def main() -> int:
             f"got the first token, the page painted it {result['first_token_to_paint_ms']:.1f} ms later"
         )
         print(f"  chat server RSS at idle: {result['chat_server_rss_mb']:.0f} MB")
+        print(
+            f"  the chat page: {result['page_kb']:.0f} kB in {result['page_requests']} requests, "
+            f"JavaScript heap {result['page_heap_mb']:.1f} MB"
+        )
         result = run(root / "stream", fast, max(1, args.runs // 2), args.tokens)
         rate = args.tokens / result["endpoint_total_ms"] * 1000
         print(

@@ -71,19 +71,33 @@ def markdown(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_model(tmp_path_factory.mktemp("models") / "markdown", MARKDOWN_ANSWER)
 
 
+PARAGRAPH = "Another paragraph of a long answer."
+
+
+@pytest.fixture(scope="module")
+def paragraphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Streams one paragraph after another until the token budget."""
+    folder = tmp_path_factory.mktemp("models") / "paragraphs"
+    return build_model(folder, f"\n\n{PARAGRAPH}", endless=True, width=1024, depth=16, context_length=16384)
+
+
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, tiny_models: TinyModels, endless: Path, markdown: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_models: TinyModels,
+    endless: Path,
+    markdown: Path,
+    paragraphs: Path,
 ) -> Iterator[ChatStack]:
-    """Alpha served; beta, the endless and the markdown model registered (the chat's picker
-    lists them)."""
+    """Alpha served; beta, the endless, markdown and paragraphs models registered (the chat's
+    picker lists them)."""
     stack = ChatStack.start(
         tmp_path_factory.mktemp("app"),
         Settings(model_path=tiny_models.alpha, runtime_port=free_port(), max_tokens=8192),
     )
     try:
         stack.ready()
-        for model in (tiny_models.beta, endless, markdown):
+        for model in (tiny_models.beta, endless, markdown, paragraphs):
             stack.select(str(model))
         stack.select("alpha")
         yield stack
@@ -292,6 +306,35 @@ def test_a_fast_answer_is_drawn_at_most_once_a_frame(stack: ChatStack, page: Pag
     assert len(draws) >= 10, "the answer was hardly drawn while it streamed"
     assert max(draws.values()) == 1, f"frames painted several draws: {draws}"
     assert sum(draws.values()) < pieces, "the page drew every piece: nothing was coalesced"
+
+
+def test_earlier_paragraphs_stay_put_while_an_answer_streams(stack: ChatStack, page: Page) -> None:
+    """A streaming answer's finished paragraphs are drawn once, not at every frame: a user can
+    select one (to copy it) while the answer goes on."""
+    stack.ready()
+    open_chat(page, stack.url)
+    choose_model(page, "paragraphs-generic-cpu:1")
+    wait_for_answer(page, "Now using paragraphs-generic-cpu:1")
+    streaming = ".message.answer.streaming .content > p"
+    try:
+        send(page, "Write a lot")
+        page.wait_for_function(f"() => document.querySelectorAll('{streaming}').length >= 3")
+        selected = page.evaluate(
+            f"""() => {{
+              const range = document.createRange();
+              range.selectNodeContents(document.querySelector('{streaming}'));
+              getSelection().removeAllRanges();
+              getSelection().addRange(range);
+              return getSelection().toString();
+            }}"""
+        )
+        assert selected == PARAGRAPH
+        page.wait_for_function(f"() => document.querySelectorAll('{streaming}').length >= 10")
+        assert page.evaluate("getSelection().toString()") == PARAGRAPH
+        page.click("#stop-button")
+        wait_for_answer(page, "(stopped)")
+    finally:
+        stack.select("alpha")
 
 
 def test_killed_runtime_shows_restarting_then_answers(stack: ChatStack, page: Page) -> None:

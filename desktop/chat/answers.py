@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 import chainlit as cl
 import openai
 from chainlit.utils import utc_now
+from openai.types.chat import ChatCompletionChunk
 
 from desktop.chat import trimming
 from desktop.chat.app import STOPPED_NOTE, ChatBackend, Conversation, footer, say
@@ -119,6 +120,19 @@ async def wait_local(backend: ChatBackend, patience_s: float) -> LocalState:
         notice.content += "\n\nThe local model is ready again."
         await notice.update()
     return state
+
+
+def warm_up(backend: ChatBackend) -> None:
+    """Do in advance, off the event loop, what the first answer would otherwise wait for: the
+    OpenAI client for the local model (its TLS setup: 40-80 ms), and the chat API the client
+    imports on first use (about 150 ms more, on a 2-core laptop). No request is sent."""
+    state = backend.local.state()
+    if state.target is not None:
+        client = client_for(backend, state.target)
+    else:  # not ready yet: at least the imports
+        client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
+    _ = client.chat.completions
+    openai.AsyncStream[ChatCompletionChunk]
 
 
 class NoRoom(Exception):

@@ -6,7 +6,7 @@
 // frame and never falls behind. Steps that are not messages (Chainlit's runs) are not shown;
 // while an answer is on its way and has no text yet, three dots say so (after a moment: a fast
 // model's first words come before they would, and there is nothing to flicker).
-import { markdownFragment } from './markdown.mjs';
+import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
 const FOOTER = /\n\n— \*(computed [^\n]*)\*$/; // where the answer was computed (answers.py)
@@ -145,7 +145,7 @@ export class Conversation {
       element.append(copy);
     }
     this.container.insertBefore(element, this.thinking.parentNode ? this.thinking : null);
-    return { step: { ...step }, element, content };
+    return { step: { ...step }, element, content, view: new MarkdownView(content) };
   }
 
   async copy(id, button) {
@@ -196,7 +196,7 @@ export class Conversation {
     if (this.stickToBottom) this.container.scrollTop = this.container.scrollHeight;
   }
 
-  drawEntry({ step, element, content }) {
+  drawEntry({ step, element, content, view }) {
     const metadata = metadataOf(step);
     const isAnswer = step.type === 'assistant_message' && Boolean(metadata.answer);
     element.className = [
@@ -207,14 +207,15 @@ export class Conversation {
     ]
       .filter(Boolean)
       .join(' ');
+    element.setAttribute('aria-busy', String(Boolean(step.streaming))); // read out once complete
     const text = step.output || '';
     if (step.type === 'user_message') {
       content.textContent = text;
       return;
     }
     content.classList.add('markdown');
-    const footer = isAnswer ? FOOTER.exec(text) : null;
-    content.replaceChildren(markdownFragment(footer ? text.slice(0, footer.index) : text));
+    const footer = isAnswer && !step.streaming ? FOOTER.exec(text) : null;
+    view.show(footer ? text.slice(0, footer.index) : text, Boolean(step.streaming));
     if (footer) {
       const where = document.createElement('p');
       where.className = 'where';
