@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator
 import chainlit as cl
 import openai
 from chainlit.utils import utc_now
-from openai.types.chat import ChatCompletionChunk
 
 from desktop.chat import trimming
 from desktop.chat.app import STOPPED_NOTE, ChatBackend, Conversation, footer, say
@@ -132,7 +131,6 @@ def warm_up(backend: ChatBackend) -> None:
     else:  # not ready yet: at least the imports
         client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
     _ = client.chat.completions
-    openai.AsyncStream[ChatCompletionChunk]
 
 
 class NoRoom(Exception):

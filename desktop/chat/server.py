@@ -1,13 +1,13 @@
 """The chat server child (`foundry-desk chat-server ...`): Chainlit, headless, on 127.0.0.1.
 
 Chainlit reads its configuration when it is first imported, from `CHAINLIT_APP_ROOT`. The app
-root is a folder of ours in the state folder, refreshed at every start from `resources/chainlit/`
-(config.toml, chainlit.md, public/), so a read-only install works.
+root is a folder of ours in the state folder, refreshed at every start from `resources/`
+(config.toml, chainlit.md, the icon), so a read-only install works.
 
 The page is ours (`resources/chainlit/frontend`, Chainlit's "custom build"): a light client of
-Chainlit's own protocol. Chainlit's page re-renders the whole app at every event it gets (20 to
-65 ms each on a 2-core laptop, four of them before an answer's first word); ours draws the words
-that changed once per frame, and loads nothing but its own files.
+Chainlit's own protocol. Chainlit's page re-renders its whole app at every event it gets (30 to
+40 ms each on a 2-core laptop, four of them before an answer's first words); ours draws what
+changed at most once a frame, and loads nothing but its own files (85 kB instead of 1.3 MB).
 """
 
 from __future__ import annotations

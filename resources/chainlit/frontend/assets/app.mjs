@@ -131,7 +131,8 @@ class ChatPage {
         this.title.textContent = thread.name || 'Untitled chat';
       },
       threadMissing: (error) => {
-        this.toast(`That chat could not be opened (${error || 'not found'}): here is a new one.`, 'warning');
+        const reason = error || 'not found';
+        this.toast(`That chat could not be opened (${reason}): here is a new one.`, 'warning');
         this.go(null);
       },
       named: (threadId) => {
@@ -179,8 +180,11 @@ class ChatPage {
 
   showConnection(state, detail) {
     const messages = {
-      reconnecting: 'Reconnecting to the chat server… What you type is kept; send it once this note is gone.',
-      refused: `The chat server refused this page (${detail}). Reload the page; if that does not help, quit and start Foundry Desk again.`,
+      reconnecting:
+        'Reconnecting to the chat server… What you type is kept; send it once this note is gone.',
+      refused:
+        `The chat server refused this page (${detail}). Reload the page; if that does not help, ` +
+        'quit Foundry Desk and start it again.',
     };
     this.app.dataset.connection = state;
     this.banner.hidden = !(state in messages);

@@ -10,7 +10,7 @@ import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
 const FOOTER = /\n\n— \*(computed [^\n]*)\*$/; // where the answer was computed (answers.py)
-const STOPPED = ' *(stopped)*';
+const STOPPED = / \*\(stopped\)\*$/; // an answer cut short by Stop (answers.py)
 const NEAR_BOTTOM_PX = 48;
 const THINKING_DELAY_MS = 300;
 
@@ -39,7 +39,7 @@ export class Conversation {
   constructor(container, welcome) {
     this.container = container;
     this.welcome = welcome;
-    this.entries = new Map(); // id -> {step, element, content}
+    this.entries = new Map(); // id -> {step, element, content, view}
     this.dirty = new Set();
     this.running = false;
     this.runningSince = 0;

@@ -68,7 +68,8 @@ export class ThreadList {
   async load(more) {
     const request = ++this.request;
     try {
-      const page = await this.api.threads({ search: this.search.value.trim(), cursor: more ? this.cursor : null, first: PAGE });
+      const search = this.search.value.trim();
+      const page = await this.api.threads({ search, cursor: more ? this.cursor : null, first: PAGE });
       if (request !== this.request) return; // a newer request is under way
       const threads = page.data.map(summary);
       this.threads = more ? [...this.threads, ...threads] : threads;
@@ -106,7 +107,8 @@ export class ThreadList {
       parts.push(this.row(thread));
     }
     if (!this.threads.length) {
-      parts.push(this.note(this.search.value.trim() ? 'No chat matches your search.' : 'Your chats will be listed here.'));
+      const searching = Boolean(this.search.value.trim());
+      parts.push(this.note(searching ? 'No chat matches your search.' : 'Your chats will be listed here.'));
     }
     if (this.hasMore) {
       const more = document.createElement('button');
