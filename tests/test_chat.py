@@ -115,23 +115,27 @@ def test_each_runtime_state_becomes_a_sentence_or_a_target() -> None:
     assert ready.target is not None and ready.target.context_length == 512 and ready.target.where == LOCAL
 
 
-def test_the_history_schema_takes_what_chainlit_s_data_layer_writes(tmp_path: Path) -> None:
-    database = tmp_path / "history.sqlite3"
-    create_schema(database)
-    create_schema(database)  # idempotent
-
-    # In a child process: importing Chainlit reads (and writes) a config in its app root.
+def in_chainlit_child(script: str, app_root: Path, *args: str) -> str:
+    """Run `script` in a child process (importing Chainlit reads, and writes, a config in its
+    app root); returns what it printed."""
     done = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", ROUNDTRIP, conninfo(database)],
-        env={**os.environ, "CHAINLIT_APP_ROOT": str(tmp_path)},
-        cwd=tmp_path,
+        [sys.executable, "-W", "ignore", "-c", script, *args],
+        env={**os.environ, "CHAINLIT_APP_ROOT": str(app_root)},
+        cwd=app_root,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "['hi']"
+    return done.stdout
+
+
+def test_the_history_schema_takes_what_chainlit_s_data_layer_writes(tmp_path: Path) -> None:
+    database = tmp_path / "history.sqlite3"
+    create_schema(database)
+    create_schema(database)  # idempotent
+    assert in_chainlit_child(ROUNDTRIP, tmp_path, conninfo(database)).strip() == "['hi']"
 
 
 def test_history_writes_wait_for_an_answer_s_first_words_and_all_land(tmp_path: Path) -> None:
@@ -139,17 +143,8 @@ def test_history_writes_wait_for_an_answer_s_first_words_and_all_land(tmp_path: 
     most the store's limit), so they do not delay them; then every write is stored."""
     database = tmp_path / "history.sqlite3"
     create_schema(database)
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", HELD_WRITES, str(database)],
-        env={**os.environ, "CHAINLIT_APP_ROOT": str(tmp_path)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["held", "['question']", "held", "['question', 'another']", "at once"]
+    printed = in_chainlit_child(HELD_WRITES, tmp_path, str(database)).splitlines()
+    assert printed == ["held", "['question']", "held", "['question', 'another']", "at once"]
 
 
 HELD_WRITES = """
