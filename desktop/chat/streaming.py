@@ -24,7 +24,7 @@ PERSIST_S = 1.0
 
 class AnswerStream:
     """Sends an answer's text to the page as it comes and saves it now and then; `end` sends
-    (and stores) the whole message once, which also ends its stream in the page."""
+    the whole message once, which also ends its stream in the page, and stores it."""
 
     def __init__(self, message: Message) -> None:
         self.message = message
@@ -47,6 +47,9 @@ class AnswerStream:
             # Let a save under way finish, so that it cannot land after (and undo) the final one.
             await asyncio.shield(self._saving)
         await (self.message.update() if self.streamed else self.message.send())
+        # Chainlit stores the message in a task of its own; this write is awaited, so the answer
+        # is only done (and the page's Stop button gone) once what the user sees is stored.
+        await persist(self.message)
 
 
 async def persist(message: Message) -> None:
