@@ -170,6 +170,7 @@ async def held(store, writing, text):
 
 async def main():
     init_http_context()
+    store_module.HOLD_S = 5.0  # longer than the checks below: only the first words end the hold
     store = store_module.ChatStore(Path(sys.argv[1]))
     user = await store.create_user(chainlit.User(identifier="local"))
     await store.update_thread("t1", name="a chat", user_id=user.id)
@@ -178,7 +179,7 @@ async def main():
     store.first_words_sent("t1")  # the answer started: the write goes
     await writing
     print(await stored(store))
-    store_module.HOLD_S = 1.0  # no first words ever (a bug): writes wait no longer than this
+    store_module.HOLD_S = 1.0  # no first words (a slow model): writes wait no longer than this
     writing = asyncio.create_task(store.create_step(step(2, "another")))
     print(await held(store, writing, "another"))
     await asyncio.wait_for(writing, 5)

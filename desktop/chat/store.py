@@ -7,7 +7,8 @@ answer starts, so those writes used to compete with the model request for the ev
 the CPU, and delayed the answer's first words (measured: by about 6 ms of 40 on a 2-core
 laptop). So a user's message opens a hold on its chat: writes wait until the answer's first
 words are on their way (`first_words_sent`), at most `HOLD_S`, then go in the order they came.
-Reads never wait.
+Reads never wait. The hold is short: when a model takes longer than that to start, a few
+milliseconds do not matter, and the user's message must be stored in case the server dies.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from desktop.chat.history import conninfo
 
 log = logging.getLogger(__name__)
 
-HOLD_S = 5.0
-"""The longest writes wait for an answer's first words (a slow model can take seconds)."""
+HOLD_S = 0.25
+"""The longest writes wait for an answer's first words."""
 
 
 class ChatStore(SQLAlchemyDataLayer):
@@ -49,7 +50,7 @@ class ChatStore(SQLAlchemyDataLayer):
         try:
             await asyncio.wait_for(self._quiet.wait(), HOLD_S)
         except TimeoutError:
-            log.info("no first words after %.0f s: the history is written without waiting", HOLD_S)
+            log.debug("no first words after %.2f s: the history is written without waiting", HOLD_S)
             self._starting.clear()
             self._quiet.set()
 
