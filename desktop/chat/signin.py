@@ -1,10 +1,11 @@
 """The local user arrives signed in: the chat page comes with its sign-in cookie.
 
-Chainlit signs a header-auth user in from its login page: the page loads, finds no session,
-goes to /login, signs in, and loads again (twice, at a browser's first visit: about 1.4 s of
-blank window at the app's first start). This middleware adds the sign-in cookie to the page
-itself when the browser has none, made by Chainlit's own sign-in (the user is stored, the token
-is Chainlit's), so the page starts signed in. Only the chat server imports this module.
+A header-auth user is signed in by a request of the page's (Chainlit's own page went through
+its /login page and loaded twice: about 1.4 s of blank window at the app's first start; ours
+would need one more round trip before it could connect). This middleware adds the sign-in
+cookie to the page itself when the browser has none, made by Chainlit's own sign-in (the user is
+stored, the token is Chainlit's), so the page starts signed in; it signs in again by itself only
+if the cookie is gone. Only the chat server imports this module.
 """
 
 from __future__ import annotations
