@@ -122,20 +122,22 @@ def kill_all(pids: Sequence[int]) -> None:
     psutil.wait_procs(procs, timeout=2)
 
 
-def kill_tree(pid: int, started_at: float | None = None) -> bool:
-    """Kill a process and its descendants, if `pid` is still the process started at `started_at`.
+def kill_tree(pid: int, started_at: float | None = None) -> list[int]:
+    """Kill a process and its descendants, if `pid` is still the process started at `started_at`;
+    returns the pids killed (none when it is not).
 
     The start time guards against a recycled pid: we never kill what we did not start.
     """
     try:
         root = psutil.Process(pid)
         if started_at is not None and abs(root.create_time() - started_at) > 0.01:
-            return False
+            return []
     except psutil.Error:
-        return False
-    kill_all([p.pid for p in _tree(pid)])
+        return []
+    tree = [p.pid for p in _tree(pid)]
+    kill_all(tree)
     compat.kill_group(pid)
-    return True
+    return tree
 
 
 def _tree(pid: int) -> list[psutil.Process]:

@@ -112,8 +112,8 @@ def _alive(pid: Any, started_at: Any) -> int | None:
 def _clean_up(previous: dict[str, Any]) -> Leftovers | None:
     killed: list[int] = []
     for entry in previous.get("children", []):
-        if isinstance(entry, dict) and kill_tree(int(entry.get("pid", 0)), entry.get("started_at")):
-            killed.append(int(entry["pid"]))
+        if isinstance(entry, dict):
+            killed.extend(kill_tree(int(entry.get("pid", 0)), entry.get("started_at")))
     run_id = previous.get("run_id")
     if isinstance(run_id, str):
         marked = processes_marked(run_id)
