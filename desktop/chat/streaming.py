@@ -53,7 +53,8 @@ class AnswerStream:
 
 
 async def persist(message: Message) -> None:
-    """Write the message as it is now to the history (without ending its stream in the page)."""
+    """Write the message as it is now to the history (a partial answer: without ending its
+    stream in the page)."""
     from chainlit.data import get_data_layer
 
     data_layer = get_data_layer()
@@ -61,4 +62,4 @@ async def persist(message: Message) -> None:
         try:
             await data_layer.update_step(message.to_dict())
         except Exception:
-            log.exception("could not save the partial answer")
+            log.exception("could not save the answer")
