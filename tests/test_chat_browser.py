@@ -151,6 +151,14 @@ def choose_model(page: Page, model_id: str) -> None:
     page.get_by_role("button", name="Confirm").click()
 
 
+def open_chat_on(stack: ChatStack, page: Page, model_id: str) -> None:
+    """Open the chat and switch it to `model_id` (one of the models the stack registered)."""
+    stack.ready()
+    open_chat(page, stack.url)
+    choose_model(page, model_id)
+    wait_for_answer(page, f"Now using {model_id}")
+
+
 def test_past_chats_are_searched_opened_and_deleted(stack: ChatStack, page: Page) -> None:
     stack.ready()
     open_chat(page, stack.url)
@@ -189,10 +197,7 @@ def test_answers_are_formatted_and_their_html_is_inert(stack: ChatStack, page: P
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    stack.ready()
-    open_chat(page, stack.url)
-    choose_model(page, "markdown-generic-cpu:1")
-    wait_for_answer(page, "Now using markdown-generic-cpu:1")
+    open_chat_on(stack, page, "markdown-generic-cpu:1")
     try:
         send(page, "Format something")
         wait_for_answer(page, "computed on this computer")
@@ -227,16 +232,8 @@ def test_switching_model_in_the_chat(stack: ChatStack, page: Page) -> None:
     wait_for_answer(page, ALPHA_ANSWER)
 
 
-def open_chat_on_endless(stack: ChatStack, page: Page) -> None:
-    """Open the chat and switch it to the model that streams until its token budget."""
-    stack.ready()
-    open_chat(page, stack.url)
-    choose_model(page, "endless-generic-cpu:1")
-    wait_for_answer(page, "Now using endless-generic-cpu:1")
-
-
 def test_stop_ends_a_long_answer(stack: ChatStack, page: Page) -> None:
-    open_chat_on_endless(stack, page)
+    open_chat_on(stack, page, "endless-generic-cpu:1")
     try:
         send(page, "Go on forever")
         wait_for_answer(page, f"{ENDLESS_ANSWER} {ENDLESS_ANSWER} {ENDLESS_ANSWER}")
@@ -298,10 +295,7 @@ def test_a_fast_answer_is_drawn_at_most_once_a_frame(stack: ChatStack, page: Pag
     """However fast the model streams, the page draws once a frame at most, so it never falls
     behind. (Chainlit's page drew once per piece: 1,000 pieces left it seconds behind.)"""
     page.add_init_script(DRAWS_PER_FRAME)
-    stack.ready()
-    open_chat(page, stack.url)
-    choose_model(page, "rapid-generic-cpu:1")
-    wait_for_answer(page, "Now using rapid-generic-cpu:1")
+    open_chat_on(stack, page, "rapid-generic-cpu:1")
     try:
         send(page, "Go on forever")
         page.wait_for_function("() => window.pieces >= 600", timeout=30_000)
@@ -319,10 +313,7 @@ def test_a_fast_answer_is_drawn_at_most_once_a_frame(stack: ChatStack, page: Pag
 def test_earlier_paragraphs_stay_put_while_an_answer_streams(stack: ChatStack, page: Page) -> None:
     """A streaming answer's finished paragraphs are drawn once, not at every frame: a user can
     select one (to copy it) while the answer goes on."""
-    stack.ready()
-    open_chat(page, stack.url)
-    choose_model(page, "paragraphs-generic-cpu:1")
-    wait_for_answer(page, "Now using paragraphs-generic-cpu:1")
+    open_chat_on(stack, page, "paragraphs-generic-cpu:1")
     streaming = ".message.answer.streaming .content > p"
     try:
         send(page, "Write a lot")
