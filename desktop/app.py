@@ -28,7 +28,7 @@ from typing import Any, Protocol, TextIO
 
 from desktop import APP_NAME, autostart, compat, instance
 from desktop.config import Settings
-from desktop.notify import Notifier, Snapshot, dbus_sender
+from desktop.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
 from desktop.openwebui.service import Endpoint, OpenWebUI, OpenWebUIState, OpenWebUIStatus
 from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
@@ -58,7 +58,8 @@ ATTACH_RECHECK_S = 5.0
 MODELS_RECHECK_S = 10.0
 """How often the Model menu re-reads the runtime's models when its status did not change (a model
 registered or downloaded meanwhile, the catalog read in the background)."""
-FIRST_RUN_MARKER = "first-run-done"
+BACKGROUND_FLAG = "--background"
+"""How start-at-login runs the app: tray and services, no window."""
 
 
 class ChatService(Protocol):
@@ -100,7 +101,7 @@ class DesktopApp:
         *,
         chat_factory: ChatFactory = default_chat,
         window_command: Sequence[str] | None = None,
-        show_window: bool | None = None,
+        show_window: bool = True,
         err: TextIO | None = None,
     ) -> None:
         self.settings = settings
@@ -206,19 +207,20 @@ class DesktopApp:
         if not self.settings.base_url:
             app = discover_foundry_app()
             cache_dir = self.settings.model_cache_dir or (app.cache_dir if app else None)
-            self.runtime = supervise_runtime(self.settings, self.paths, self.record, cache_dir)
+            # A multi-GB download only when the user asks for it (the chat's first-run view).
+            self.runtime = supervise_runtime(
+                self.settings, self.paths, self.record, cache_dir, ask_before_download=True
+            )
             self.runtime.start()
         self.chat = self._chat_factory(self.settings, self.paths)
         if self.chat is not None:
             self.chat.start(self.record)
         threading.Thread(target=self._watch, name="watch", daemon=True).start()
 
-    def _open_window(self, show: bool | None) -> None:
-        """Show the chat window if asked to, or (`show` None) on the app's first start only."""
-        first_run = not (self.paths.state_dir / FIRST_RUN_MARKER).exists()
-        if show or (show is None and first_run):
+    def _open_window(self, show: bool) -> None:
+        """A launch by the user shows the chat; a start at login (`--background`) only the tray."""
+        if show:
             self.open_chat()
-        (self.paths.state_dir / FIRST_RUN_MARKER).touch()
 
     def _capture_signals(self) -> dict[int, Any]:
         """SIGINT/SIGTERM mean Quit (only possible from the main thread)."""
@@ -299,7 +301,9 @@ class DesktopApp:
             return ShellStatus(ShellState.DOWNLOADING, f"Downloading {percent:.0f}%", progress=percent)
         if runtime.state is RuntimeState.READY:
             return ShellStatus(ShellState.READY, f"Ready: {runtime.model_alias or runtime.model_id}")
-        if runtime.state in (RuntimeState.FAILED, RuntimeState.NO_MODEL):
+        if runtime.state is RuntimeState.NO_MODEL:
+            return ShellStatus(ShellState.ERROR, f"No model: {model_choice_hint(runtime.download_alias)}")
+        if runtime.state is RuntimeState.FAILED:
             return ShellStatus(ShellState.ERROR, runtime.message or runtime.state.value)
         if runtime.state is RuntimeState.LOADING:
             return ShellStatus(ShellState.STARTING, f"Loading {runtime.model_alias or 'the model'}…")
@@ -314,7 +318,7 @@ class DesktopApp:
         if runtime is None:
             return Snapshot(failed_services=failed)
         model = runtime.model_alias or runtime.model_id
-        return Snapshot(runtime.state.value, model, runtime.message, failed)
+        return Snapshot(runtime.state.value, model, runtime.message, failed, runtime.download_alias)
 
     def _chat_url(self) -> str | None:
         chat = self.chat
@@ -359,6 +363,10 @@ class DesktopApp:
         self._page = "webgpu"
         self._page_pending = False
         window.show(self.webgpu.url, WEBGPU_TITLE)
+
+    def can_choose_model(self) -> bool:
+        """The app hosts the runtime, so the chat window's first-run view can give it a model."""
+        return self.settings.base_url is None
 
     def model_choices(self) -> list[ModelChoice]:
         runtime = self._runtime_status
@@ -450,7 +458,7 @@ class DesktopApp:
         if self.autostart.enabled():
             self.autostart.disable()
         else:
-            self.autostart.enable(self_command())
+            self.autostart.enable(self_command(BACKGROUND_FLAG))
         self._refresh_menu()
 
     def open_logs(self) -> None:

@@ -4,7 +4,7 @@
 - Windows: a value `FoundryDesk` under `HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run`.
 - macOS: a LaunchAgent `~/Library/LaunchAgents/io.foundry-desk.plist` with `RunAtLoad`.
 
-The entry runs the app with no arguments (tray, services, no window on a login start).
+The entry runs the app with `--background`: tray and services, no window at login.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from desktop import APP_NAME, __version__
+from desktop import APP_NAME, __version__, compat
 from desktop.config import DEFAULT_MODEL, DEFAULT_RUNTIME_PORT, SettingsError, load_settings
-from desktop.paths import AppPaths
+from desktop.paths import AppPaths, is_frozen
 from desktop.runtime.status import read_status
 
 INTERNAL_MODES = ("runtime-host", "chat-server", "window-host")
@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--headless", action="store_true", help="run the model runtime only, print its endpoint"
     )
     parser.add_argument("--status", action="store_true", help="print the runtime's published status and exit")
+    parser.add_argument(
+        "--background", action="store_true", help="start in the tray without opening the window (at login)"
+    )
+    parser.add_argument(
+        "--quit", action="store_true", help="ask the running Foundry Desk to quit, and wait until it has"
+    )
     parser.add_argument(
         "--webgpu",
         action="store_true",
@@ -97,18 +103,17 @@ def capture_signals() -> Iterator[threading.Event]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    compat.restore_library_path(os.environ, frozen=is_frozen())
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in INTERNAL_MODES:
         return run_internal_mode(args[0], args[1:])
 
-    options = vars(build_parser().parse_args(args))
     paths = AppPaths.from_environment(os.environ)
-    if options.get("status"):
-        status = read_status(paths.runtime_status_file)
-        print(json.dumps(status.to_json() if status else {"state": "not running"}, indent=2))
-        return 0
-    if options.get("webgpu"):
-        return serve_webgpu_page()
+    give_output_a_place(paths)
+    options = vars(build_parser().parse_args(args))
+    answered = run_command(options, paths)
+    if answered is not None:
+        return answered
     cli: dict[str, Any] = {key: options[key] for key in SETTING_ARGS if key in options}
     try:
         loaded = load_settings(paths.settings_file, os.environ, cli)
@@ -128,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "headless" not in options:
         from desktop.app import run_app
 
-        return run_app(loaded.settings, paths)  # handles SIGINT/SIGTERM itself
+        return run_app(loaded.settings, paths, show_window="background" not in options)  # handles signals
 
     from desktop.headless import run_headless
 
@@ -141,6 +146,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             with_open_webui="open_webui" in options,
             with_chat="chat" in options,
         )
+
+
+def give_output_a_place(paths: AppPaths) -> None:
+    """Without a console (the windowed build on Windows, the macOS .app started from Finder) the
+    standard streams are None and every print would raise: they go to `console.log` instead."""
+    if sys.stdout is not None and sys.stderr is not None:
+        return
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    stream = open(paths.log_dir / "console.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (for the process's life)
+    sys.stdout = sys.stdout or stream
+    sys.stderr = sys.stderr or stream
+
+
+def run_command(options: dict[str, Any], paths: AppPaths) -> int | None:
+    """The options that do one thing and exit (`--status`, `--webgpu`, `--quit`): their exit
+    code, or None when the app itself is to run."""
+    if options.get("status"):
+        status = read_status(paths.runtime_status_file)
+        print(json.dumps(status.to_json() if status else {"state": "not running"}, indent=2))
+        return 0
+    if options.get("webgpu"):
+        return serve_webgpu_page()
+    if options.get("quit"):
+        return quit_running_app(paths)
+    return None
+
+
+def quit_running_app(paths: AppPaths) -> int:
+    """`--quit`: the running app (of this user) quits as if Quit were chosen in its tray menu.
+
+    Installers run this before they replace or remove the app's files. 0 once no app runs.
+    """
+    from desktop import instance
+    from desktop.app import QUIT_DEADLINE_S
+
+    quit_ = instance.quit_running(paths.state_dir, QUIT_DEADLINE_S + 5)
+    if quit_ is False:
+        print(f"{APP_NAME} did not quit; see the logs in {paths.log_dir}.", file=sys.stderr)
+        return 1
+    print(f"{APP_NAME} is not running." if quit_ is None else f"{APP_NAME} has quit.")
+    return 0
 
 
 def run_internal_mode(mode: str, args: list[str]) -> int:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import psutil
@@ -42,6 +42,24 @@ DOCKER_USES_HOST_NETWORK = IS_LINUX
 """How a container reaches a server on the host's 127.0.0.1. On Linux only host networking does
 (host-gateway leads to the bridge address, where nothing of ours listens); Docker Desktop
 (Windows, macOS) forwards `host.docker.internal` to the host's loopback."""
+
+
+def restore_library_path(environ: MutableMapping[str, str], frozen: bool) -> None:
+    """In the frozen app, give every program it starts the library path of the user's session.
+
+    PyInstaller's bootloader points LD_LIBRARY_PATH at the bundle (keeping the original in
+    LD_LIBRARY_PATH_ORIG), and children inherit it: the browser, xdg-open, docker or WebKit's
+    own processes would then load the bundle's copies of libraries instead of the system's and
+    may crash. The app's own process is unaffected (its loader read the path at start), and its
+    own children are the bundle again, whose bootloader sets the path anew.
+    """
+    if not frozen or not IS_LINUX:
+        return
+    original = environ.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is None:
+        environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        environ["LD_LIBRARY_PATH"] = original
 
 
 def can_listen(port: int, host: str = "127.0.0.1") -> bool:

@@ -2,6 +2,10 @@
 
 command line > environment > settings file (TOML, in the user's config folder) > defaults.
 
+The app changes the settings file itself only when the user makes a choice in the app (the model
+folder chosen at the first run): `save_setting` sets that one key and keeps the rest of the file,
+comments included, as the user wrote it.
+
 `MODEL`, `BASE_URL` and `API_KEY` keep the names the Foundry Local samples use; every other
 setting reads `FOUNDRY_DESK_<NAME>`. A settings file that cannot be read or parsed is moved aside
 as a backup and the defaults are used: the user is told, nothing crashes, nothing is lost.
@@ -19,6 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import tomlkit
+import tomlkit.exceptions
+
+from desktop.files import write_text_atomic
 
 ENV_PREFIX = "FOUNDRY_DESK_"
 DEFAULT_MODEL = "phi-4-mini"
@@ -154,6 +163,32 @@ def load_settings(
         **_coerce_all(from_cli, lambda key: "--" + key.replace("_", "-")),
     }
     return LoadedSettings(Settings(**ChainMap(explicit, file_values)), tuple(notices))
+
+
+def save_setting(settings_file: Path, name: str, value: str | Path | bool | int | float | None) -> None:
+    """Set one setting in the settings file (None removes it), as a user editing it would: their
+    comments, order and other keys stay (tomlkit keeps the file's formatting). Written atomically:
+    a reader, or a crash, sees the old file or the new one.
+
+    Raises `SettingsError` for a value `name` cannot take, or a file that is not valid TOML (it
+    is left as it is); `OSError` when the file cannot be read or written.
+    """
+    if value is not None:
+        Settings(**{name: coerce(name, str(value) if isinstance(value, Path) else value)})
+    path = settings_file.resolve()  # a link (say, to the user's dotfiles) keeps pointing there
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as error:
+        raise SettingsError(f"{settings_file} is not valid TOML ({error}); it was left as it is.") from None
+    if value is None:
+        document.pop(name, None)
+    else:
+        document[name] = str(value) if isinstance(value, Path) else value
+    write_text_atomic(path, tomlkit.dumps(document))
 
 
 def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.supervisor import ServiceState, ServiceStatus, Supervisor
 
 ATTACH_RECHECK_S = 5.0
+MODEL_PATH_HINT = "To serve a model folder of your own: foundry-desk --headless --model-path <folder>"
 Printer = Callable[[str], None]
 EndpointHook = Callable[[str | None], None]
 """Told the endpoint's base URL whenever it is ready (again); for what follows the endpoint."""
@@ -183,6 +184,8 @@ def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
         if runtime.device:
             lines.append(f"  device:   {runtime.device}")
         return "\n".join(lines)
+    if runtime.state is RuntimeState.NO_MODEL:
+        return f"no model: {runtime.message}\n  {MODEL_PATH_HINT}"
     return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
 
 

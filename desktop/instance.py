@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from desktop import compat
 from desktop.files import read_json, write_json_atomic
+from desktop.process import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,34 @@ class InstanceLock:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+def running(state_dir: Path) -> bool:
+    """Whether an instance holds the lock now (this process does not)."""
+    probe = InstanceLock(state_dir)
+    if probe.acquire():
+        probe.release()
+        return False
+    return True
+
+
+def quit_running(state_dir: Path, timeout_s: float) -> bool | None:
+    """Ask the running instance to quit and wait until its process has exited.
+
+    None when no instance runs; False when it did not answer or did not exit in time.
+    """
+    if not running(state_dir):
+        return None
+    info = read_json(state_dir / "instance.json")
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if not send(state_dir, "quit"):
+        return False
+    deadline = time.monotonic() + timeout_s
+    while running(state_dir) or (isinstance(pid, int) and process_alive(pid)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def send(state_dir: Path, command: str, timeout_s: float = HANDOFF_TIMEOUT_S) -> bool:

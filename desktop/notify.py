@@ -25,6 +25,8 @@ class Snapshot:
     message: str = ""
     failed_services: frozenset[str] = frozenset()
     """Services that failed for good (past their restart cap)."""
+    download: str | None = None
+    """With no model: the model the runtime offers to download."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,19 @@ def notices(before: Snapshot, after: Snapshot) -> list[Notice]:
     became_ready = after.runtime == "ready" and (before.runtime != "ready" or before.model != after.model)
     if became_ready:
         found.append(Notice("Model ready", f"{after.model} is ready to chat."))
-    if after.runtime in ("failed", "no_model") and before.runtime != after.runtime:
-        title = "The model runtime failed" if after.runtime == "failed" else "No model available"
-        found.append(Notice(title, after.message or "See the logs folder for details."))
+    if after.runtime == "failed" and before.runtime != after.runtime:
+        found.append(Notice("The model runtime failed", after.message or "See the logs folder for details."))
+    if after.runtime == "no_model" and before.runtime != after.runtime:
+        hint = model_choice_hint(after.download)
+        found.append(Notice("No model available", f"Open Foundry Desk to {hint}."))
     for service in sorted(after.failed_services - before.failed_services):
         found.append(Notice(f"The {service} service failed", "It was restarted too often; see the logs."))
     return found
+
+
+def model_choice_hint(download: str | None) -> str:
+    """What the user can do without a model, where the app says so (tray, notification)."""
+    return "choose a model folder" + (f" or download {download}" if download else "")
 
 
 Sender = Callable[[str, str], None]

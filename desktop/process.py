@@ -140,6 +140,14 @@ def kill_tree(pid: int, started_at: float | None = None) -> list[int]:
     return tree
 
 
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a killed child stays a zombie until its parent reaps it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from desktop import APP_NAME, compat
+from desktop import APP_NAME, compat, pystray_notifications
 from desktop.paths import resource_root
 
 TITLE_LIMIT = 127
@@ -75,6 +75,7 @@ class TrayActions(Protocol):
     def status(self) -> ShellStatus: ...
     def open_chat(self) -> None: ...
     def open_webgpu(self) -> None: ...
+    def can_choose_model(self) -> bool: ...
     def model_choices(self) -> list[ModelChoice]: ...
     def select_model(self, model_id: str) -> None: ...
     def open_webui_label(self) -> str: ...
@@ -99,6 +100,8 @@ class Tray:
         os.environ["PYSTRAY_BACKEND"] = backend  # pystray picks its backend at import
         with compat.toolkit_without_gl():
             import pystray
+        if backend in ("gtk", "appindicator"):
+            pystray_notifications.install()  # the icon works without a notification daemon
 
         self._pystray = pystray
         self.actions = actions
@@ -142,7 +145,9 @@ class Tray:
     def _model_items(self) -> Iterator[Any]:
         item = self._pystray.MenuItem
         choices = self.actions.model_choices()
-        if not choices:
+        if not choices and self.actions.can_choose_model():  # the chat's first-run view
+            yield item("Choose a model…", _call(self.actions.open_chat))
+        elif not choices:
             yield item("(no model available yet)", None, enabled=False)
         for choice in choices:
             yield item(

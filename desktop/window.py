@@ -18,6 +18,9 @@ child's stdin and reads events from its stdout::
 
 Closing the window only hides it (the app keeps running in the tray); the child exits when told
 to quit or when its stdin closes, which is what happens when the app dies.
+
+The page in the window may call `window.pywebview.api.choose_model_folder()` (`PageApi`): the
+chat's first-run view opens the system's folder dialog with it, which a web page cannot.
 """
 
 from __future__ import annotations
@@ -267,6 +270,31 @@ def same_site(current: str, wanted: str) -> bool:
 # -- the child: `foundry-desk window-host` --------------------------------------------------------
 
 
+class PageApi:
+    """What the page in the window may ask of the app (pywebview's JS API, `window.pywebview.api`).
+
+    pywebview offers the page every public method, so anything else here is private.
+    """
+
+    def __init__(self, webview: Any) -> None:
+        self._webview = webview
+        self._window: Any = None
+
+    def _use(self, window: Any) -> None:
+        self._window = window
+
+    def choose_model_folder(self) -> str | None:
+        """The system's folder dialog; the folder chosen, or None when the user cancelled.
+
+        It opens in the user's home folder (left to itself, GTK's opens on "Recent", where a typed
+        path goes nowhere). pywebview runs this on a thread of its own, the dialog on the GUI thread.
+        """
+        if self._window is None:
+            return None
+        chosen = self._window.create_file_dialog(self._webview.FileDialog.FOLDER, directory=str(Path.home()))
+        return str(chosen[0]) if chosen else None
+
+
 class WindowHost:
     """Runs in the window child: one pywebview window, commands from stdin, events to stdout."""
 
@@ -377,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.gui:
         os.environ["PYWEBVIEW_GUI"] = options.gui  # reading the screens picks the toolkit already
     width, height = fit_to_screen(screen_size(webview))
+    page_api = PageApi(webview)
     window = webview.create_window(
         str(first.get("title") or "Foundry Desk"),
         url=first.get("url"),
@@ -384,9 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         width=width,
         height=height,
         min_size=MIN_SIZE,
+        js_api=page_api,
     )
     if window is None:
         return 1
+    page_api._use(window)
     host = WindowHost(window, events)
     window.events.loaded += host.on_loaded
     window.events.closing += host.on_closing

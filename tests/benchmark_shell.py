@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import free_port
 from tests.support.shell_driver import ShellApp
-from tests.support.xsession import XSession, wait_until
-from tests.test_app_shell import tray_pixels
+from tests.support.xsession import XSession, tray_pixels, wait_until
 from tests.tinymodel import build_model
 
 CHAT_READY = """(() => document.querySelector('#app')?.dataset.connection === 'connected'

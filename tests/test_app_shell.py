@@ -31,6 +31,8 @@ from tests.support.xsession import (
     missing_tools,
     notification_texts,
     notifications,
+    painted,
+    tray_pixels,
     wait_until,
 )
 
@@ -87,22 +89,6 @@ def opened(tmp_path: Path) -> list[str]:
     """What the app asked the desktop to open (the `xdg-open` stand-in's record), oldest first."""
     record = tmp_path / "opened.txt"
     return record.read_text().splitlines() if record.exists() else []
-
-
-def tray_pixels(shot: Path) -> int:
-    """How many pixels of the icon's teal tile are in the tray area (top right corner)."""
-    with Image.open(shot) as image:
-        corner = image.convert("RGB").crop((image.width - 200, 0, image.width, 40))
-        data = corner.tobytes()
-    pixels = (data[i : i + 3] for i in range(0, len(data), 3))
-    return sum(1 for r, g, b in pixels if abs(r - 17) < 25 and abs(g - 94) < 25 and abs(b - 89) < 25)
-
-
-def painted(shot: Path) -> bool:
-    """The screen shows a page with some detail, not a blank (all white or all dark) window."""
-    with Image.open(shot) as image:
-        window = image.convert("RGB").crop((100, 20, image.width - 100, image.height - 20))
-        return len(window.getcolors(maxcolors=1 << 16) or ()) > 20
 
 
 COMPOSER = """(() => {
@@ -449,5 +435,77 @@ def test_without_a_tray_the_window_still_opens(
         "the app to quit when its window closes",
         every_s=0.5,
     )
+    assert app.finish(timeout_s=30) == 0
+    assert app.leftovers() == []
+
+
+SETUP_VIEW = """(() => {
+  const setup = document.querySelector('#setup');
+  return {setup: !!setup && !setup.hidden, composer: !!document.querySelector('#chat-input')?.offsetParent,
+          dialog: typeof window.pywebview?.api?.choose_model_folder === 'function'};
+})()"""
+"""What the chat page in the window shows: the setup view or the chat, and whether the page can
+open the native folder dialog."""
+
+
+def page_shows(app: ShellApp, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The window's page (text and SETUP_VIEW's report) once `check` holds for it, else None."""
+    answer = app.ask("probe", script=SETUP_VIEW) or {}
+    value = answer.get("value")
+    return answer if isinstance(value, dict) and check({**value, "text": answer.get("text", "")}) else None
+
+
+def test_first_run_without_a_model_offers_the_setup_view_and_the_native_folder_dialog(
+    desktop: XSession, apps: list[ShellApp], tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    env = app_env(tiny_models, tmp_path)
+    del env["FOUNDRY_DESK_MODEL_PATH"]
+    home = tmp_path / "home"
+    app = ShellApp(desktop, home, env)
+    apps.append(app)
+    app.connect()
+
+    # Offline with no model: the window shows the setup view, and the page can open the folder dialog
+    app.wait_state(lambda s: s["text"] == "No model: choose a model folder", 60, "no model")
+    wait_value(
+        lambda: page_shows(app, lambda p: p["setup"] and p["dialog"] and "You're offline" in p["text"]),
+        30,
+        "the setup view, with the folder dialog offered",
+    )
+    desktop.screenshot(SHOTS / "setup.png")
+    runtime = RuntimeClient(AppPaths.under(home).runtime_status_file)
+    status = runtime.status()
+    assert status is not None
+    assert "--ask-before-download" in command_line(status.pid)  # it never downloads unasked
+
+    # ... the notification and the tray's Model menu say how to get a model
+    told = ("No model available", "Open Foundry Desk to choose a model folder.")
+    wait_until(lambda: told in notification_texts(desktop), 10, "the no-model notification")
+    assert (menu_item(app, "Model") or {}).get("items") == [
+        {"text": "Choose a model…", "enabled": True, "checked": None}
+    ]
+    close_until_hidden(desktop, app, CHAT_TITLE)
+    app.click("Model", "Choose a model…")
+    app.wait_state(lambda s: s["window"]["visible"] and s["window"]["title"] == CHAT_TITLE, 10, "chat")
+
+    # Choose a model folder… opens the system's folder dialog; a typed path chooses the folder
+    app.ask("probe", script="document.querySelector('#setup-choose-folder').click() === undefined")
+    wait_until(lambda: desktop.windows("^Open folder$"), 10, "the folder dialog")
+    [dialog] = desktop.windows("^Open folder$")
+    for keys in (["windowfocus", "--sync", dialog], ["key", "--clearmodifiers", "ctrl+l"],
+                 ["type", "--delay", "20", f"{tiny_models.alpha}/"]):  # fmt: skip
+        assert desktop.x("xdotool", *keys).returncode == 0, keys
+    desktop.screenshot(SHOTS / "folder-dialog.png")
+    desktop.x("xdotool", "key", "Return")  # the typed folder is the one chosen
+    ready = runtime.wait(lambda s: s.state.value == "ready", 60)
+    assert ready.model_alias == "alpha"
+    wait_value(lambda: page_shows(app, lambda p: p["composer"] and not p["setup"]), 30, "the chat")
+    settings = home / "config" / "settings.toml"
+    saved = f"model_path = {json.dumps(str(tiny_models.alpha.resolve()))}"
+    wait_until(lambda: settings.exists() and saved in settings.read_text(encoding="utf-8"), 10, "saved")
+    app.wait_state(lambda s: s["text"] == "Ready: alpha", 10, "the tray on alpha")
+
+    app.remember_children()
+    app.click("Quit")
     assert app.finish(timeout_s=30) == 0
     assert app.leftovers() == []

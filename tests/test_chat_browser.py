@@ -26,13 +26,14 @@ from tests.support.chat_browser import (
     ANSWER,
     ChatStack,
     answers,
+    logged_page,
     open_chat,
     send,
     wait_for_answer,
     wait_idle,
 )
 from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
-from tests.support.webgpu_browser import CHROMIUM, RequestLog, launch
+from tests.support.webgpu_browser import CHROMIUM, launch
 from tests.tinymodel import build_model
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
@@ -112,14 +113,8 @@ def stack(
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    log = RequestLog()
-    page.on("request", log.record)
-    yield page
-    context.close()
-    assert log.urls, "the page made no request at all"
-    assert not log.outside(), f"requests left 127.0.0.1: {log.outside()}"
+    with logged_page(browser) as page:
+        yield page
 
 
 def test_answer_streams_in_and_the_chat_is_kept_and_resumed(stack: ChatStack, page: Page) -> None:
@@ -421,18 +416,20 @@ def routed_stack(root: Path, remote: RemoteStandIn, routing: str, model_path: Pa
 def test_local_only_never_contacts_the_remote_endpoint(
     tmp_path: Path, remote: RemoteStandIn, tiny_models: TinyModels, page: Page
 ) -> None:
+    """Not even for a prompt the local model cannot take (local-first would ask the remote one)."""
     remote.requests.clear()
-    stack = routed_stack(tmp_path / "app", remote, "local-only", model_path=None)
+    stack = routed_stack(tmp_path / "app", remote, "local-only", model_path=tiny_models.alpha)
     try:
-        stack.chat_ready()
+        stack.ready()
         open_chat(page, stack.url)
         send(page, "Hi there")
-        wait_for_answer(page, "No model available")
-        send(page, "def f(): pass  # code, and " + "long " * 400)
-        wait_for_answer(page, "No model available", count=2)
+        wait_for_answer(page, "computed on this computer")
+        send(page, "def f(): pass  # code, and " + "long " * 400)  # far over alpha's context
+        wait_for_answer(page, "too long for alpha-generic-cpu:1")
     finally:
         stack.stop()
     assert remote.requests == []
+    assert not [text for text in answers(page) if "remote" in text]
 
 
 def test_local_first_falls_back_when_local_fails_or_the_prompt_does_not_fit(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.config import DEFAULT_MODEL, Settings, SettingsError, load_settings
+from desktop.config import DEFAULT_MODEL, Settings, SettingsError, load_settings, save_setting
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -111,3 +111,32 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
         load_settings(tmp_path / "settings.toml", environ={"FOUNDRY_DESK_RUNTIME_PORT": "abc"})
     with pytest.raises(SettingsError, match="log_level must be one of"):
         load_settings(tmp_path / "settings.toml", environ={"FOUNDRY_DESK_LOG_LEVEL": "loud"})
+
+
+def test_a_saved_setting_keeps_the_users_comments_and_other_keys(tmp_path: Path) -> None:
+    original = '# My settings\ntemperature = 0.5  # a bit calmer\n\nmodel_path = "/old/model"  # mine\n'
+    settings_file = write(tmp_path / "config" / "settings.toml", original)
+    save_setting(settings_file, "model_path", tmp_path / "models" / "new one")
+    text = settings_file.read_text(encoding="utf-8")
+    assert text.startswith("# My settings\ntemperature = 0.5  # a bit calmer\n")
+    assert "# mine" in text and "/old/model" not in text
+    loaded = load_settings(settings_file, environ={})
+    assert loaded.settings.model_path == tmp_path / "models" / "new one" and loaded.notices == ()
+    assert loaded.settings.temperature == 0.5
+    assert [p.name for p in settings_file.parent.iterdir()] == ["settings.toml"]  # no temporary left
+
+    save_setting(settings_file, "model_path", None)
+    assert load_settings(settings_file, environ={}).settings.model_path is None
+    fresh = tmp_path / "new" / "settings.toml"
+    save_setting(fresh, "allow_download", False)
+    assert load_settings(fresh, environ={}).settings.allow_download is False
+
+
+def test_a_setting_is_not_saved_into_a_broken_file_or_with_a_bad_value(tmp_path: Path) -> None:
+    broken = write(tmp_path / "settings.toml", "model = [unclosed\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        save_setting(broken, "model_path", "/some/folder")
+    assert broken.read_text() == "model = [unclosed\n"
+    with pytest.raises(SettingsError):
+        save_setting(tmp_path / "other.toml", "chat_port", 70000)
+    assert not (tmp_path / "other.toml").exists()

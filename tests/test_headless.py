@@ -84,6 +84,17 @@ def test_killing_the_app_takes_the_runtime_with_it(headless: StartHeadless, tiny
     assert wait_for(lambda: gone(host), timeout_s=5), "runtime host outlived the app"
 
 
+def test_offline_without_a_model_it_says_so_and_how_to_serve_a_folder(headless: StartHeadless) -> None:
+    """The command line downloads by itself (its user asked for the model): the host is not told
+    to ask first. Offline there is nothing to download, and it says what to do instead."""
+    app = headless({"FOUNDRY_DESK_RUNTIME_PORT": str(free_port())})
+    app.wait_for_line(r"no model: No model available: 'phi-4-mini' .*could not be reached")
+    app.wait_for_line(r"To serve a model folder of your own: foundry-desk --headless --model-path <folder>")
+    host = psutil.Process(app.host_pid())
+    assert "runtime-host" in host.cmdline() and "--ask-before-download" not in host.cmdline()
+    assert app.finish(signal.SIGTERM) == 0
+
+
 def test_a_second_instance_refuses_to_start(
     headless: StartHeadless, tiny_models: TinyModels, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 import pytest
@@ -41,17 +42,17 @@ class Runtime:
         return openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
 
 
-StartRuntime = Callable[[Settings], Runtime]
+StartRuntime = Callable[..., Runtime]
 
 
 @pytest.fixture(scope="module")
 def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRuntime]:
     started: list[Supervisor] = []
 
-    def start(settings: Settings) -> Runtime:
+    def start(settings: Settings, ask_before_download: bool = False) -> Runtime:
         paths = AppPaths.under(tmp_path_factory.mktemp("app")).create()
         supervisor = Supervisor(
-            runtime_spec(settings, paths),
+            runtime_spec(settings, paths, ask_before_download=ask_before_download),
             paths.log_dir,
             RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2),
         )
@@ -199,12 +200,73 @@ def test_offline_with_nothing_cached_says_no_model_within_seconds(runtime_factor
     status = runtime.client.wait(lambda s: s.state is RuntimeState.NO_MODEL, timeout_s=20)
 
     assert time.monotonic() - started < 20
-    assert "phi-4-mini" in status.message
-    assert "FOUNDRY_DESK_MODEL_PATH" in status.message or "downloads are off" in status.message
+    assert "phi-4-mini" in status.message and "could not be reached" in status.message
+    assert (status.catalog_reachable, status.download_alias) == (False, None)
     # Alive and answering: the user can still point it at a model.
     assert runtime.supervisor.status.state is ServiceState.RUNNING
     assert http_ok(f"{status.control_url}/health")
     runtime.supervisor.stop()
+
+
+def no_model(runtime: Runtime) -> RuntimeStatus:
+    """Wait until the current host has settled on having no model."""
+    runtime.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=30)
+    return runtime.client.wait(
+        lambda s: s.state is RuntimeState.NO_MODEL and s.pid == runtime.supervisor.status.pid, 20
+    )
+
+
+def test_asked_first_and_offline_it_offers_nothing_then_serves_the_folder_chosen(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
+    """The desktop app's host: no model and no catalog. It says so (no hang, no offer), in words
+    for any front end, and serves the folder the user then chooses."""
+    runtime = runtime_factory(Settings(runtime_port=free_port()), ask_before_download=True)
+    status = no_model(runtime)
+    assert status.catalog_reachable is False
+    assert status.download_alias is None and status.download_size_mb is None
+    assert "could not be reached" in status.message
+    assert not [word for word in ("FOUNDRY_DESK", "--model-path", "settings") if word in status.message]
+
+    ready = runtime.client.select(str(tiny_models.alpha))
+    assert ready.state is RuntimeState.READY and ready.model_alias == "alpha"
+    assert chat(runtime.openai(), ready.model_id or "") == ALPHA_ANSWER
+    runtime.supervisor.stop()
+
+
+def test_a_catalog_retry_asks_again_and_the_runtime_still_serves_afterwards(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
+    """Try again restarts the runtime in the host (it asks the catalog once per start): still
+    offline, it settles on no model again, on the same port, and a folder is then served."""
+    runtime = runtime_factory(Settings(runtime_port=free_port()), ask_before_download=True)
+    first = no_model(runtime)
+    runtime.client.retry_catalog()
+    again = runtime.client.wait(
+        lambda s: s.state is RuntimeState.NO_MODEL and s.updated_at > first.updated_at, 30
+    )
+    assert again.catalog_reachable is False and again.pid == first.pid
+    assert again.service_url == first.service_url
+    assert runtime.client.select(str(tiny_models.beta)).model_alias == "beta"
+    assert chat(runtime.openai(), runtime.ready().model_id or "") == BETA_ANSWER
+    runtime.client.retry_catalog()  # with a model served: nothing to retry, nothing interrupted
+    assert (runtime.client.status() or first).state is RuntimeState.READY
+    runtime.supervisor.stop()
+
+
+def test_a_folder_the_runtime_cannot_use_is_refused_and_not_kept(runtime: Runtime, tmp_path: Path) -> None:
+    """Not a model folder: refused at once (422, with the reason); a folder whose model does not
+    load: the current model stays, and the folder is not listed as a model afterwards."""
+    before = runtime.ready()
+    with pytest.raises(RuntimeRequestError, match="Cannot use model"):
+        runtime.client.select(str(tmp_path))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "genai_config.json").write_text('{"model": {"type": "decoder"}}')
+    after = runtime.client.select(str(broken))  # registered, but it has no context length
+    assert after.state is RuntimeState.READY and after.model_id == before.model_id
+    assert "Could not load broken" in after.message
+    assert "broken" not in {model.alias for model in runtime.client.models()}
 
 
 def test_stop_leaves_no_runtime_process_and_says_stopped(

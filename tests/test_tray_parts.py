@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import instance
+from desktop import instance, pystray_notifications
 from desktop.autostart import RUN_KEY, RUN_VALUE, LaunchAgent, WindowsRunKey, XdgAutostart
-from desktop.notify import Notifier, Snapshot, notices
+from desktop.notify import Notice, Notifier, Snapshot, notices
 from desktop.tray import ShellState, icon_file
 from desktop.window import WINDOW_SIZE, fit_to_screen, same_site
 
@@ -37,6 +37,12 @@ def test_notifications_say_what_the_user_wants_to_know() -> None:
     assert [n.title for n in notices(ready, Snapshot("ready", "beta"))] == ["Model ready"]
     failed = Snapshot("ready", "beta", failed_services=frozenset({"chat"}))
     assert [n.title for n in notices(Snapshot("ready", "beta"), failed)] == ["The chat service failed"]
+    offline, offered = Snapshot("no_model"), Snapshot("no_model", download="phi-4-mini")
+    assert notices(starting, offline)[0].message == "Open Foundry Desk to choose a model folder."
+    assert notices(starting, offered) == [
+        Notice("No model available", "Open Foundry Desk to choose a model folder or download phi-4-mini.")
+    ]
+    assert notices(offered, offered) == []
     sent: list[str] = []
     notifier = Notifier(lambda title, _: sent.append(title))
     notifier.observe(ready)
@@ -126,3 +132,58 @@ def test_showing_the_chat_again_keeps_the_page_the_user_is_on() -> None:
     assert not same_site("http://127.0.0.1:8766/", chat)  # the WebGPU page, another server
     assert not same_site("about:blank", chat)  # the placeholder
     assert not same_site("", chat)
+
+
+def test_pystray_internals_we_rely_on() -> None:
+    """desktop/pystray_notifications.py replaces the notifier pystray's GTK backends create.
+
+    Read from pystray's source (importing pystray picks a backend, which needs a display)."""
+    import ast
+    import importlib.util
+    from importlib import metadata
+
+    spec = importlib.util.find_spec("pystray")
+    assert spec is not None and spec.origin is not None
+    util = Path(spec.origin).parent / "_util"
+    assert metadata.version("pystray") == "0.19.5"
+    assert "notify_dbus.Notifier()" in (util / "gtk.py").read_text(encoding="utf-8")
+    module = ast.parse((util / "notify_dbus.py").read_text(encoding="utf-8"))
+    [notifier] = [node for node in module.body if isinstance(node, ast.ClassDef) and node.name == "Notifier"]
+    methods = {f.name: [a.arg for a in f.args.args] for f in notifier.body if isinstance(f, ast.FunctionDef)}
+    assert methods["notify"] == ["self", "title", "message", "icon"] and methods["hide"] == ["self"]
+
+
+class DaemonNotifier:
+    """Stands for pystray's notifier; `daemon` False: no notification daemon answers."""
+
+    daemon = True
+
+    def __init__(self) -> None:
+        if not self.daemon:
+            raise RuntimeError("org.freedesktop.Notifications was not provided by any .service files")
+        self.shown: list[str] = []
+
+    def notify(self, title: str, message: str, icon: object) -> None:
+        self.shown.append(title)
+
+    def hide(self) -> None:
+        if not self.daemon:
+            raise RuntimeError("no daemon")
+        self.shown.clear()
+
+
+def test_without_a_notification_daemon_the_tray_still_runs_and_quits() -> None:
+    notifier = pystray_notifications.tolerant_notifier(DaemonNotifier)()
+    notifier.notify("Model ready", "alpha is ready", None)
+    assert notifier.shown == ["Model ready"]
+    notifier.hide()
+    assert notifier.shown == []
+
+    DaemonNotifier.daemon = False
+    try:
+        quiet = pystray_notifications.tolerant_notifier(DaemonNotifier)()  # the icon starts
+        quiet.notify("Model ready", "alpha is ready", None)  # dropped, no error
+        quiet.hide()  # quitting is clean
+        assert not quiet.available
+    finally:
+        DaemonNotifier.daemon = True

@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from desktop.chat.trimming import estimate_tokens
 from desktop.config import Settings
+from desktop.process import process_alive
 from desktop.runtime.attach import EndpointUnreachable, list_endpoint_models
 from desktop.runtime.service import ModelEntry, RuntimeClient
 from desktop.runtime.status import RuntimeState, RuntimeStatus
@@ -123,14 +122,6 @@ def describe_runtime(status: RuntimeStatus | None, api_key: str) -> LocalState: 
     return LocalState(
         Target(LOCAL, status.base_url, api_key, status.model_id, status.context_length, status.device)
     )
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs (a killed host stays a zombie until its supervisor reaps it)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def remote_target(settings: Settings) -> Target | None:

@@ -8,6 +8,9 @@ The page is ours (`resources/chainlit/frontend`, Chainlit's "custom build"): a l
 Chainlit's own protocol. Chainlit's page re-renders its whole app at every event it gets (30 to
 40 ms each on a 2-core laptop, four of them before an answer's first words); ours draws what
 changed at most once a frame, and loads nothing but its own files (85 kB instead of 1.3 MB).
+
+Beside Chainlit's routes the server answers the page's setup view (`setup_api`: the first run,
+when the runtime has no model), ahead of Chainlit's route that serves the page at any path.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class ServerOptions:
     data_dir: Path
     app_root: Path
     settings: Settings
+    settings_file: Path
+    """Where the setup view saves the model folder the user chooses."""
 
 
 def settings_to_env(settings: Settings) -> str:
@@ -65,9 +70,12 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
     parser.add_argument("--status-file", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--app-root", type=Path, required=True)
+    parser.add_argument("--settings-file", type=Path, required=True)
     args = parser.parse_args(argv)
     settings = settings_from_env(os.environ.get(SETTINGS_ENV))
-    return ServerOptions(args.port, args.status_file, args.data_dir, args.app_root, settings)
+    return ServerOptions(
+        args.port, args.status_file, args.data_dir, args.app_root, settings, args.settings_file
+    )
 
 
 def frontend_dir() -> Path:
@@ -139,9 +147,15 @@ def main(argv: Sequence[str]) -> int:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from desktop.chat.app import ChatBackend, install
+    from desktop.chat.setup import ModelSetup
+    from desktop.chat.setup_api import setup_routes
     from desktop.chat.signin import SignedInPage, chainlit_sign_in
 
-    install(ChatBackend(options.settings, options.status_file, database))
+    backend = ChatBackend(options.settings, options.status_file, database)
+    install(backend)
+    setup = ModelSetup(options.settings, options.settings_file, backend.local.client)
+    # Chainlit's last route serves its page at every path a GET asks for: the setup view's go first.
+    chainlit_server.app.router.routes[0:0] = setup_routes(setup)
     config.run.host = "127.0.0.1"
     config.run.port = options.port
     config.run.headless = True

@@ -25,6 +25,7 @@ def chat_spec(
         "--status-file", str(paths.runtime_status_file),
         "--data-dir", str(paths.data_dir / "chat"),
         "--app-root", str(paths.state_dir / "chat"),
+        "--settings-file", str(paths.settings_file),
     )  # fmt: skip
     return ServiceSpec(
         name=SERVICE_NAME,

@@ -3,7 +3,10 @@
 GET  /health          200 while the host and its web service answer, else 503
 GET  /status          the published RuntimeStatus
 GET  /models          models that can be served now: [{id, alias, source, cached, loaded}]
-POST /models/select   {"model": alias-or-id} -> 202 and the switch runs; 404 if unknown
+POST /models/select   {"model": alias-id-or-folder} -> 202 and the switch runs (a catalog model
+                      that is not downloaded is downloaded); 404 if unknown, 422 if unusable
+POST /catalog/retry   {} -> 202: with no model served, the catalog is asked again (back online?)
+                      and the host's model looked for again
 
 Only requests addressed to a loopback host name are served (no DNS rebinding), and a POST must be
 JSON (a web page cannot send that cross-origin without a CORS preflight, which is never granted).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -22,6 +26,10 @@ from desktop.loopback import addressed_to_loopback
 
 class ModelNotFound(LookupError):
     """The requested model is neither registered, cached, nor in the (reachable) catalog."""
+
+
+class ModelUnusable(ValueError):
+    """The request names a model the runtime cannot use (e.g. a folder it cannot register)."""
 
 
 class SwitchInProgress(RuntimeError):
@@ -38,6 +46,8 @@ class Controllable(Protocol):
     def list_models(self) -> list[dict[str, Any]]: ...
 
     def select_model(self, model: str) -> None: ...
+
+    def retry_catalog(self) -> None: ...
 
 
 def serve_control(host: Controllable, port: int = 0) -> ThreadingHTTPServer:
@@ -66,7 +76,7 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if not self._from_loopback_name():
                 return
-            if self.path != "/models/select":
+            if self.path not in ("/models/select", "/catalog/retry"):
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
                 return
             if self.headers.get_content_type() != "application/json":
@@ -74,16 +84,30 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 length = int(self.headers.get("Content-Length", "0"))
-                model = json.loads(self.rfile.read(length) or b"{}").get("model")
-            except (ValueError, AttributeError):
-                model = None
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": "send a JSON object"})
+            elif self.path == "/catalog/retry":
+                self._act(host.retry_catalog)
+            else:
+                self._select(body.get("model"))
+
+        def _select(self, model: object) -> None:
             if not isinstance(model, str) or not model.strip():
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": 'send {"model": "<alias or id>"}'})
                 return
+            self._act(lambda: host.select_model(model.strip()))
+
+        def _act(self, action: Callable[[], None]) -> None:
+            """Start `action`; 202 and the status, or the refusal's status and message."""
             try:
-                host.select_model(model.strip())
+                action()
             except ModelNotFound as error:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": str(error)})
+            except ModelUnusable as error:
+                self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(error)})
             except SwitchInProgress as error:
                 self._reply(HTTPStatus.CONFLICT, {"error": str(error)})
             else:

@@ -5,6 +5,10 @@ one when that is busy; it never touches a server it did not start), makes a mode
 model folder, a registered or cached model, or a catalog download with progress), and publishes
 every step to the status file and its control API. It exits when asked (SIGTERM/SIGINT) or when
 the app that started it is gone.
+
+With no model it stays up (NO_MODEL) and says whether the catalog answered and which model it
+could download: the desktop app asks the user first (`--ask-before-download`), then a select
+request downloads it; the command line downloads at once, as its user asked.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ import psutil
 
 from desktop import APP_NAME, compat
 from desktop.probe import http_ok
-from desktop.runtime.control import ModelNotFound, SwitchInProgress, serve_control
+from desktop.runtime.control import ModelNotFound, ModelUnusable, SwitchInProgress, serve_control
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status, write_status
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class HostOptions:
     log_dir: Path
     allow_download: bool
     log_level: str = "info"
+    ask_before_download: bool = False
+    """The model the host starts with is not downloaded by itself: it is offered (NO_MODEL with
+    `download_alias`), and a select request (the user's choice) downloads it."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class Candidate:
 
     model: Any  # foundry_local_sdk.IModel
     local: bool
+    registered: bool = False
+    """A model folder registered by this request: forgotten again if it does not load."""
 
 
 def describe_device(model: Any) -> str:
@@ -96,12 +105,22 @@ class RuntimeHost:
         self._switch_lock = threading.Lock()
         self._manager: Any = None
         self._current: Candidate | None = None
+        self._initial = ""
+        """The model the host started with; what a catalog retry looks for again."""
         self._catalog_known = threading.Event()
         self._catalog_asked = threading.Lock()
 
     # -- publishing -----------------------------------------------------------------------------
 
     def publish(self, **changes: Any) -> RuntimeStatus:
+        """Publish a new status. Progress is only shown while DOWNLOADING; a download offer lives
+        as long as there is no model to serve (NO_MODEL) or while it is being downloaded."""
+        state = changes.get("state")
+        if state is not None and state is not RuntimeState.DOWNLOADING:
+            changes.setdefault("progress", None)
+        if state not in (None, RuntimeState.NO_MODEL, RuntimeState.DOWNLOADING):
+            changes.setdefault("download_alias", None)
+            changes.setdefault("download_size_mb", None)
         with self._status_lock:
             self._status = self._status.but(**changes)
             write_status(self.options.status_file, self._status)
@@ -117,7 +136,7 @@ class RuntimeHost:
 
     def run(self) -> int:
         """Serve until the stop event is set. Returns the process exit code."""
-        initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
+        self._initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
         control = serve_control(self)
         self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
         try:
@@ -127,7 +146,7 @@ class RuntimeHost:
             control.shutdown()
             return 1
         # Off the main thread, so a stop request is seen at once even during a long download.
-        threading.Thread(target=self._activate, args=(initial,), name="activate", daemon=True).start()
+        threading.Thread(target=self._activate, args=(self._initial,), name="activate", daemon=True).start()
         self._stop.wait()
         control.shutdown()
         return 0
@@ -156,6 +175,14 @@ class RuntimeHost:
         if closer.is_alive():
             log.warning("the runtime did not close within %.1f s; exiting anyway", timeout_s)
             os._exit(0)
+
+    def _close_manager(self) -> None:
+        """Close the runtime to start it afresh: what it learnt of the catalog goes with it."""
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.close()
+        self._catalog_known = threading.Event()
+        self._catalog_asked = threading.Lock()
 
     def _start_runtime(self) -> None:
         """Start the runtime and its web service: on the pinned port, else on a free one.
@@ -244,11 +271,17 @@ class RuntimeHost:
         return found
 
     def select_model(self, name: str) -> None:
-        """Switch to `name` (alias, id or folder). Raises at once if unknown; loads in the background."""
+        """Switch to `name` (alias, id or folder). Raises at once if unknown; loads in the background.
+
+        This is the user's choice: a catalog model that is not downloaded is downloaded now.
+        """
         if not self._switch_lock.acquire(blocking=False):
             raise SwitchInProgress("A model is being prepared; try again when it is ready.")
         try:
             candidate = self._find(name)
+        except Exception as error:  # e.g. a folder the runtime cannot register
+            self._switch_lock.release()
+            raise ModelUnusable(f"Cannot use model {name}: {error}") from None
         except BaseException:
             self._switch_lock.release()
             raise
@@ -259,31 +292,91 @@ class RuntimeHost:
             self.publish(state=RuntimeState.READY, message=f"{candidate.model.alias} is ready")
             self._switch_lock.release()
             return
+        self._in_background(self._make_ready, candidate, True)
 
-        def switch() -> None:
+    def retry_catalog(self) -> None:
+        """Ask the model catalog again, e.g. once the user is back online, and look for the model
+        the host started with again. The runtime asks the catalog once per start, so it is
+        started afresh (on the same port). Only while no model is served: nothing is interrupted.
+        """
+        if not self._switch_lock.acquire(blocking=False):
+            raise SwitchInProgress("A model is being prepared; try again when it is ready.")
+        if self._current is not None:
+            self._switch_lock.release()
+            return
+        self.publish(
+            state=RuntimeState.STARTING, message="Asking the model catalog again", catalog_reachable=None
+        )
+        self._in_background(self._restart_and_look)
+
+    def _restart_and_look(self) -> None:
+        try:
+            self._close_manager()
+            self._start_runtime()
+        except Exception as error:
+            self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
+            return
+        self._look_for(self._initial)
+
+    def _in_background(self, work: Callable[..., None], *args: Any) -> None:
+        """Run `work` (a switch) in a thread of its own, releasing the switch lock (which the
+        caller holds) when it ends."""
+
+        def run() -> None:
             try:
-                self._make_ready(candidate)
+                work(*args)
             finally:
                 self._switch_lock.release()
 
-        threading.Thread(target=switch, name="switch-model", daemon=True).start()
+        threading.Thread(target=run, name=work.__name__.strip("_"), daemon=True).start()
 
     def _activate(self, name: str) -> None:
         with self._switch_lock:
-            self.publish(state=RuntimeState.STARTING, message=f"Looking for model {name}")
-            try:
-                candidate = self._find(name)
-            except Exception as error:  # e.g. a model folder the runtime cannot register
-                self.publish(state=RuntimeState.NO_MODEL, message=f"Cannot use model {name}: {error}")
-                return
-            if candidate is None:
-                self.publish(state=RuntimeState.NO_MODEL, message=self._not_found_message(name))
-                return
-            self._make_ready(candidate)
+            self._look_for(name)
 
-    def _unchanged_state(self) -> RuntimeState:
-        """Where a failed switch leaves us: still serving the current model, or no model at all."""
-        return RuntimeState.READY if self._current is not None else RuntimeState.NO_MODEL
+    def _look_for(self, name: str) -> None:
+        """Serve `name`, the model the host starts with: downloaded first unless the user is to be
+        asked (`ask_before_download`)."""
+        self.publish(state=RuntimeState.STARTING, message=f"Looking for model {name}")
+        try:
+            candidate = self._find(name)
+        except Exception as error:  # e.g. a model folder the runtime cannot register
+            self._no_model(f"Cannot use model {name}: {error}")
+            return
+        if candidate is None:
+            self._no_model(self._not_found_message(name))
+            return
+        self._make_ready(candidate, not self.options.ask_before_download)
+
+    def _no_model(self, message: str) -> None:
+        """Publish NO_MODEL with what the catalog offers instead (see `_catalog_offer`)."""
+        self.publish(
+            state=RuntimeState.NO_MODEL,
+            message=message,
+            base_url=None,
+            model_id=None,
+            **self._catalog_offer(),
+        )
+
+    def _catalog_offer(self) -> dict[str, Any]:
+        """Whether the catalog answered, and the configured model when it can be downloaded.
+
+        The catalog is asked once per start: after a lookup of a catalog model this is instant;
+        after one of a folder it asks now (offline: seconds).
+        """
+        catalog = self._manager.catalog
+        wanted = self.options.model
+        model = catalog.get_model_variant(wanted) if ":" in wanted else catalog.get_model(wanted)
+        offered = model is not None and self.options.allow_download and not model.is_cached
+        return {
+            "catalog_reachable": model is not None or self._catalog_answered(),
+            "download_alias": model.alias if offered else None,
+            "download_size_mb": model.info.file_size_mb if offered else None,
+        }
+
+    def _catalog_answered(self) -> bool:
+        """The public catalog lists models (offline it lists none, the second time at once)."""
+        return bool(self._manager.catalog.list_models())
 
     def _find(self, name: str) -> Candidate | None:
         from foundry_local_sdk import CatalogType, ModelInfoBuilder
@@ -300,6 +393,7 @@ class RuntimeHost:
                 with ModelInfoBuilder() as info:
                     info.set_string_property("task", "chat-completion")
                     model = local.register_model(model_path=folder, model_id=model_id, metadata=info)
+                return Candidate(model, local=True, registered=True)
             return Candidate(model, local=True)
         for catalog, is_local in ((local, True), (self._manager.catalog, False)):
             model = catalog.get_model_variant(name) if ":" in name else catalog.get_model(name)
@@ -312,30 +406,34 @@ class RuntimeHost:
         return None
 
     def _not_found_message(self, name: str) -> str:
-        return (
-            f"No model available: {name!r} is not downloaded, not a model folder, and the model "
-            "catalog could not be reached (offline?). Connect to the internet once to download it, "
-            "or point FOUNDRY_DESK_MODEL_PATH (--model-path) to a model folder of your own."
+        """Why `name` cannot be served; front-end neutral (each front end says how to act)."""
+        catalog = (
+            "the model catalog has no model of that name"
+            if self._catalog_answered()
+            else "the model catalog could not be reached (offline?)"
         )
+        return f"No model available: {name!r} is not downloaded, not a model folder, and {catalog}."
 
-    def _make_ready(self, candidate: Candidate) -> None:
+    def _make_ready(self, candidate: Candidate, may_download: bool) -> None:
         model = candidate.model
         if not model.is_cached:
             if not self.options.allow_download:
-                self.publish(
-                    state=self._unchanged_state(),
-                    message=f"{model.alias} is not downloaded, and downloads are off (allow_download).",
-                )
+                self._refuse(f"{model.alias} is not downloaded, and downloads are off (allow_download).")
+                return
+            if not may_download:
+                self._no_model(f"No model available: {model.alias} is not downloaded yet.")
                 return
             if not self._download(model):
                 return
-        self.publish(state=RuntimeState.LOADING, progress=None, message=f"Loading {model.alias}")
+        self.publish(state=RuntimeState.LOADING, message=f"Loading {model.alias}")
         previous, self._current = self._current, None
         try:
             if previous is not None:
                 previous.model.unload()  # first, so two big models never share the memory
             model.load()
         except Exception as error:
+            if candidate.registered:  # a folder that does not load is not offered again
+                self._forget(candidate)
             self._restore(previous, f"Could not load {model.alias}: {error}")
             return
         self._current = candidate
@@ -357,13 +455,31 @@ class RuntimeHost:
                 self._current = previous
             except Exception as error:
                 problem += f"; reloading {previous.model.alias} failed too: {error}"
+        self._refuse(problem)
+
+    def _refuse(self, problem: str) -> None:
+        """A switch that failed: the current model goes on being served, if there is one."""
         if self._current is None:
-            self.publish(state=RuntimeState.NO_MODEL, message=problem, base_url=None, model_id=None)
+            self._no_model(problem)
         else:
             self.publish(state=RuntimeState.READY, message=problem)
 
+    def _forget(self, candidate: Candidate) -> None:
+        from foundry_local_sdk import CatalogType
+
+        try:
+            self._manager.get_catalog(CatalogType.LOCAL).unregister_model(candidate.model.id)
+        except Exception:
+            log.warning("could not unregister %s", candidate.model.id, exc_info=True)
+
     def _download(self, model: Any) -> bool:
-        self.publish(state=RuntimeState.DOWNLOADING, progress=0.0, message=f"Downloading {model.alias}")
+        self.publish(
+            state=RuntimeState.DOWNLOADING,
+            progress=0.0,
+            message=f"Downloading {model.alias}",
+            download_alias=model.alias,
+            download_size_mb=model.info.file_size_mb,
+        )
         shown = [0.0]
 
         def progress(percent: float) -> None:
@@ -377,11 +493,9 @@ class RuntimeHost:
         except Exception as error:
             if self._stop.is_set():
                 return False
-            self.publish(
-                state=self._unchanged_state(),
-                progress=None,
-                message=f"Download of {model.alias} failed: {error}. Check the connection and try again; "
-                "what was downloaded is kept.",
+            self._refuse(
+                f"Download of {model.alias} failed: {error}. Check the connection and try again; "
+                "what was downloaded is kept."
             )
             return False
         return True
@@ -402,6 +516,7 @@ def parse_args(argv: Sequence[str]) -> HostOptions:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--no-download", dest="allow_download", action="store_false")
+    parser.add_argument("--ask-before-download", action="store_true")
     parser.add_argument("--log-level", choices=sorted(SDK_LOG_LEVELS), default="info")
     args = parser.parse_args(argv)
     return HostOptions(**vars(args))

@@ -26,8 +26,10 @@ def runtime_spec(
     paths: AppPaths,
     model_cache_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
+    ask_before_download: bool = False,
 ) -> ServiceSpec:
-    """The supervised runtime host for these settings."""
+    """The supervised runtime host for these settings. `ask_before_download`: the model is not
+    downloaded until the user asks (the desktop app; the command line downloads at once)."""
     status_file = paths.runtime_status_file
     command = self_command(
         "runtime-host",
@@ -42,6 +44,8 @@ def runtime_spec(
         command += ["--model-path", str(settings.model_path)]
     if not settings.allow_download:
         command.append("--no-download")
+    if ask_before_download:
+        command.append("--ask-before-download")
     command += ["--log-level", settings.log_level]
     return ServiceSpec(
         name=SERVICE_NAME,
@@ -55,11 +59,15 @@ def runtime_spec(
 
 
 def supervise_runtime(
-    settings: Settings, paths: AppPaths, record: RunRecord, model_cache_dir: Path | None = None
+    settings: Settings,
+    paths: AppPaths,
+    record: RunRecord,
+    model_cache_dir: Path | None = None,
+    ask_before_download: bool = False,
 ) -> Supervisor:
     """The runtime host under a supervisor, each of its processes kept in the run record."""
     return Supervisor(
-        runtime_spec(settings, paths, model_cache_dir, env=record.child_env),
+        runtime_spec(settings, paths, model_cache_dir, record.child_env, ask_before_download),
         paths.log_dir,
         RestartPolicy(limit=settings.restart_limit, window_s=settings.restart_window_s),
         on_spawn=record.add_child,
@@ -101,6 +109,11 @@ class ModelEntry:
 class RuntimeRequestError(RuntimeError):
     """The runtime host refused a request; the message says why and what to do."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The control API's HTTP status (e.g. 409: a switch is under way); None: no answer."""
+
 
 class RuntimeClient:
     """Reads the published status and calls the host's control API."""
@@ -121,14 +134,25 @@ class RuntimeClient:
     def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
         """Switch the served model and wait until the switch has settled; returns the final status."""
         before = self.status()
-        try:
-            http_post_json(f"{self._control_url()}/models/select", {"model": model}, timeout_s=15.0)
-        except urllib.error.HTTPError as error:
-            raise RuntimeRequestError(_error_message(error)) from None
-        except OSError as error:
-            raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
+        self.start_select(model)
         since = before.updated_at if before else 0.0
         return self.wait(lambda s: s.state in SETTLED and s.updated_at > since, timeout_s)
+
+    def start_select(self, model: str) -> None:
+        """Ask for a switch (a download, when the model is not downloaded) without waiting for it."""
+        self._post("/models/select", {"model": model})
+
+    def retry_catalog(self) -> None:
+        """With no model served: the runtime asks the catalog again and looks for its model again."""
+        self._post("/catalog/retry", {})
+
+    def _post(self, route: str, body: dict[str, str]) -> None:
+        try:
+            http_post_json(f"{self._control_url()}{route}", body, timeout_s=15.0)
+        except urllib.error.HTTPError as error:
+            raise RuntimeRequestError(_error_message(error), error.code) from None
+        except OSError as error:
+            raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
 
     def wait(self, predicate: Callable[[RuntimeStatus], bool], timeout_s: float) -> RuntimeStatus:
         """Poll the status file until `predicate(status)` holds; raises TimeoutError otherwise."""

@@ -45,7 +45,15 @@ class RuntimeStatus:
     service_url: str | None = None
     """Root URL of the runtime's web service (its real port)."""
     control_url: str | None = None
-    """The host's own routes: /health, /status, /models, /models/select."""
+    """The host's own routes: /health, /status, /models, /models/select, /catalog/retry."""
+    catalog_reachable: bool | None = None
+    """Whether the model catalog answered (online, or from its copy on disk) when the host last
+    looked for a model; None until it has looked. False means: offline, nothing can be downloaded."""
+    download_alias: str | None = None
+    """A catalog model that is not downloaded yet: offered (NO_MODEL: a select request downloads
+    it) or being downloaded (DOWNLOADING)."""
+    download_size_mb: int | None = None
+    """The size of `download_alias`'s download, as the catalog states it."""
     pid: int = field(default_factory=os.getpid)
     updated_at: float = field(default_factory=time.time)
 

@@ -6,6 +6,7 @@ beside it, byte for byte the same on every run with the same Pillow:
 - `tray-<state>-<size>.png` for 16, 22, 24, 32, 48 and 64 px (Linux panels, macOS menu bar at 1x/2x)
 - `tray-<state>.ico` with 16, 20, 24, 32, 40, 48 and 64 px inside (Windows notification area, every DPI)
 - `app-256.png`, `app-512.png`, `app.ico` (windows, installers, the autostart entry)
+- `app.icns` (the macOS app bundle): 32 to 1024 px, drawn at 1024 so the largest stays sharp
 
 States: starting, downloading, ready, working, error. Each is the app's mark (a speech bubble on a
 dark teal tile) with a badge in the corner whose colour and shape say the state, so it reads even
@@ -23,6 +24,8 @@ STATES = ("starting", "downloading", "ready", "working", "error")
 PNG_SIZES = (16, 22, 24, 32, 48, 64)
 ICO_SIZES = (16, 20, 24, 32, 40, 48, 64)
 APP_ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)
+ICNS_SIZES = (32, 64, 128, 256, 512, 1024)
+"""The sizes Pillow's ICNS writer stores (16 to 512 pt at 1x and 2x); it resizes any it is not given."""
 CANVAS = 512  # drawn large, scaled down with a good filter
 
 TILE = (17, 94, 89, 255)
@@ -96,9 +99,9 @@ def tray_image(state: str) -> Image.Image:
     return image
 
 
-def app_image() -> Image.Image:
-    image = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
-    draw_mark(ImageDraw.Draw(image))
+def app_image(size: int = CANVAS) -> Image.Image:
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw_mark(ImageDraw.Draw(image), size / CANVAS)
     return image
 
 
@@ -120,6 +123,9 @@ def main() -> None:
     for size in (256, 512):
         save_png(scaled(app, size), HERE / f"app-{size}.png")
     app.save(HERE / "app.ico", format="ICO", sizes=[(n, n) for n in APP_ICO_SIZES])
+    large = app_image(max(ICNS_SIZES))
+    icns = [scaled(large, size) for size in ICNS_SIZES[:-1]]
+    large.save(HERE / "app.icns", format="ICNS", append_images=icns)
 
 
 if __name__ == "__main__":

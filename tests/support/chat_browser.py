@@ -6,11 +6,13 @@ Shared by tests/test_chat_browser.py and tests/benchmark_chat.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from desktop.chat.service import ChatServer
@@ -20,6 +22,7 @@ from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_
 from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
 from tests.conftest import free_port
+from tests.support.webgpu_browser import RequestLog
 
 FAST = RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2)
 ANSWER = '[data-step-type="assistant_message"]'
@@ -36,10 +39,14 @@ class ChatStack:
     chat: ChatServer
 
     @classmethod
-    def start(cls, root: Path, settings: Settings, with_runtime: bool = True) -> ChatStack:
+    def start(
+        cls, root: Path, settings: Settings, with_runtime: bool = True, ask_before_download: bool = False
+    ) -> ChatStack:
+        """`ask_before_download`: the runtime host as the desktop app starts it."""
         paths = AppPaths.under(root).create()
         settings = replace(settings, chat_port=free_port())
-        runtime = Supervisor(runtime_spec(settings, paths), paths.log_dir, FAST)
+        spec = runtime_spec(settings, paths, ask_before_download=ask_before_download)
+        runtime = Supervisor(spec, paths.log_dir, FAST)
         if with_runtime:
             runtime.start()
         chat = ChatServer(settings, paths, policy=FAST)
@@ -79,6 +86,19 @@ class ChatStack:
     def stop(self) -> None:
         self.chat.stop()
         self.runtime.stop()
+
+
+@contextlib.contextmanager
+def logged_page(browser: Browser) -> Iterator[Page]:
+    """A fresh page whose requests are all logged: at the end, none may have left 127.0.0.1."""
+    context = browser.new_context()
+    page = context.new_page()
+    log = RequestLog()
+    page.on("request", log.record)
+    yield page
+    context.close()
+    assert log.urls, "the page made no request at all"
+    assert not log.outside(), f"requests left 127.0.0.1: {log.outside()}"
 
 
 def open_chat(page: Page, url: str) -> None:

@@ -1,4 +1,5 @@
-"""Runs `python -m desktop --headless` as a user would, and reads what it prints."""
+"""Runs `foundry-desk --headless` as a user would (from source, or an installed build), and reads
+what it prints."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from pathlib import Path
 from desktop.paths import AppPaths
 from desktop.runtime.status import read_status
 
+FROM_SOURCE = (sys.executable, "-m", "desktop")
+
 
 class Headless:
-    """One `python -m desktop --headless` process whose output lines we can wait for."""
+    """One `foundry-desk --headless` process whose output lines we can wait for."""
 
-    def __init__(self, home: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str], *args: str, command: tuple[str, ...] = FROM_SOURCE
+    ) -> None:
         self.home = home
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "desktop", "--headless", *args],
+            [*command, "--headless", *args],
             env={**os.environ, "FOUNDRY_DESK_HOME": str(home), **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

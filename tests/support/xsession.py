@@ -12,8 +12,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from PIL import Image
 
 APT_PACKAGES = ("xvfb", "xdotool", "x11-utils", "imagemagick", "trayer", "dunst", "dbus")
 
@@ -35,7 +37,9 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str, eve
 class XSession:
     """One virtual screen with its session bus; optional tray host and notification daemon."""
 
-    def __init__(self, workdir: Path, *, tray: bool = True, size: str = "1280x800x24") -> None:
+    def __init__(
+        self, workdir: Path, *, tray: bool = True, notifications: bool = True, size: str = "1280x800x24"
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -68,8 +72,9 @@ class XSession:
                 "NO_AT_BRIDGE": "1",
             }
             self.env.pop("WAYLAND_DISPLAY", None)
-            self.start("dunst", ["dunst"])
-            wait_until(lambda: self.bus_name_owned("org.freedesktop.Notifications"), 10, "dunst")
+            if notifications:
+                self.start("dunst", ["dunst"])
+                wait_until(lambda: self.bus_name_owned("org.freedesktop.Notifications"), 10, "dunst")
             if tray:
                 self.start_tray()
         except BaseException:
@@ -177,15 +182,6 @@ class XSession:
         self.close()
 
 
-@contextlib.contextmanager
-def xsession(workdir: Path, *, tray: bool = True) -> Iterator[XSession]:
-    session = XSession(workdir, tray=tray)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
 def close_window(session: XSession, window_id: str) -> None:
     """Ask a window to close as a window manager's close button would (WM_DELETE_WINDOW)."""
     from Xlib import X, display  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -234,3 +230,19 @@ def notification_texts(session: XSession) -> list[tuple[str, str]]:
     return [
         (entry["summary"]["data"], entry["body"]["data"]) for group in data.get("data", []) for entry in group
     ]
+
+
+def tray_pixels(shot: Path) -> int:
+    """How many pixels of the icon's teal tile are in the tray area (top right corner)."""
+    with Image.open(shot) as image:
+        corner = image.convert("RGB").crop((image.width - 200, 0, image.width, 40))
+        data = corner.tobytes()
+    pixels = (data[i : i + 3] for i in range(0, len(data), 3))
+    return sum(1 for r, g, b in pixels if abs(r - 17) < 25 and abs(g - 94) < 25 and abs(b - 89) < 25)
+
+
+def painted(shot: Path) -> bool:
+    """The screen shows a page with some detail, not a blank (all white or all dark) window."""
+    with Image.open(shot) as image:
+        window = image.convert("RGB").crop((100, 20, image.width - 100, image.height - 20))
+        return len(window.getcolors(maxcolors=1 << 16) or ()) > 20

@@ -1,4 +1,5 @@
-// The chat server's HTTP routes (Chainlit's own), called with the page's sign-in cookie.
+// The chat server's HTTP routes (Chainlit's own, and the setup view's), called with the page's
+// sign-in cookie.
 //
 // The page arrives signed in as the one local user (the server sets the cookie on the page
 // itself). Should the cookie be gone or expired, the first refused call signs in again through
@@ -33,7 +34,8 @@ export class ChatApi {
     if (!response.ok) {
       let detail = '';
       try {
-        detail = (await response.json()).detail || '';
+        const body = await response.json();
+        detail = body.detail || body.error || ''; // Chainlit's routes say `detail`, ours `error`
       } catch {
         // not JSON: the status says enough
       }
@@ -57,5 +59,25 @@ export class ChatApi {
 
   deleteThread(threadId) {
     return this.request('DELETE', '/project/thread', { threadId });
+  }
+
+  /** The first run's setup: whether the runtime has a model, and what it offers instead. */
+  setupState() {
+    return this.request('GET', '/setup/state');
+  }
+
+  /** Serve the model in this folder and save it as the model to serve. */
+  chooseModelFolder(path) {
+    return this.request('POST', '/setup/model-folder', { path });
+  }
+
+  /** Download the model the runtime offers (its progress then shows in the setup state). */
+  downloadModel() {
+    return this.request('POST', '/setup/download', {});
+  }
+
+  /** Have the runtime ask the model catalog again (back online?). */
+  retryCatalog() {
+    return this.request('POST', '/setup/retry', {});
   }
 }

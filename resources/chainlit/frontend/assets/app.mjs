@@ -6,6 +6,7 @@ import { Conversation } from './conversation.mjs';
 import { markdownFragment } from './markdown.mjs';
 import { ChatSession } from './session.mjs';
 import { SettingsDialog } from './settings.mjs';
+import { SetupView } from './setup.mjs';
 import { ThreadList } from './threads.mjs';
 
 const TITLE_CHARS = 80;
@@ -47,6 +48,7 @@ class ChatPage {
     this.settings = new SettingsDialog(element('settings-dialog'), element('settings-fields'), (values) =>
       this.session?.changeSettings(values),
     );
+    this.setup = new SetupView(element('setup'), this.api, (shown) => this.showSetup(shown));
     this.session = null;
     this.bind();
   }
@@ -55,6 +57,7 @@ class ChatPage {
     this.open(threadFromPath(window.location.pathname));
     this.threads.refresh();
     this.showWelcome();
+    this.setup.start();
   }
 
   bind() {
@@ -200,6 +203,12 @@ class ChatPage {
     } catch {
       // the welcome text is a nicety: the chat works without it
     }
+  }
+
+  /** The first run's setup view takes the chat's place while there is no model to chat with. */
+  showSetup(shown) {
+    document.querySelector('main.chat').classList.toggle('needs-setup', shown);
+    if (!shown) this.input.focus();
   }
 
   toggleSidebar(open = !this.app.classList.contains('sidebar-open')) {
