@@ -293,14 +293,16 @@ def test_a_fast_answer_is_drawn_at_most_once_a_frame(stack: ChatStack, page: Pag
     open_chat_on(stack, page, "rapid-generic-cpu:1")
     try:
         send(page, "Go on forever")
-        page.wait_for_function("() => window.pieces >= 600", timeout=30_000)
+        # many pieces, and drawn while they stream (a loaded machine paints fewer frames a second)
+        page.wait_for_function(
+            "() => window.pieces >= 600 && Object.keys(window.draws).length >= 10", timeout=30_000
+        )
         page.keyboard.press("Escape")  # Esc stops an answer, as the Stop button does
         wait_for_answer(page, "(stopped)")
     finally:
         stack.select("alpha")
     draws: dict[str, int] = page.evaluate("window.draws")
     pieces: int = page.evaluate("window.pieces")
-    assert len(draws) >= 10, "the answer was hardly drawn while it streamed"
     assert max(draws.values()) == 1, f"frames painted several draws: {draws}"
     assert sum(draws.values()) < pieces / 2, "the page drew (nearly) every piece"
 

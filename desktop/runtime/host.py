@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 SDK_LOG_LEVELS = {"debug": "Debug", "info": "Information", "warning": "Warning", "error": "Error"}
 """Our log levels, as the names of the SDK's LogLevel values."""
+SWITCH_ENDING_S = 1.0
+"""How long a request waits for a switch that is under way: one that has just published its
+result is about to end, and the request should not be refused for that; a download or a load
+goes on much longer, and then the request is refused (SwitchInProgress)."""
 BYO_SUFFIX = "-generic-cpu:1"
 """Own model folders are registered as `<folder name><BYO_SUFFIX>`; the alias is the folder name."""
 
@@ -275,7 +279,7 @@ class RuntimeHost:
 
         This is the user's choice: a catalog model that is not downloaded is downloaded now.
         """
-        if not self._switch_lock.acquire(blocking=False):
+        if not self._switch_lock.acquire(timeout=SWITCH_ENDING_S):
             raise SwitchInProgress("A model is being prepared; try again when it is ready.")
         try:
             candidate = self._find(name)
@@ -299,7 +303,7 @@ class RuntimeHost:
         the host started with again. The runtime asks the catalog once per start, so it is
         started afresh (on the same port). Only while no model is served: nothing is interrupted.
         """
-        if not self._switch_lock.acquire(blocking=False):
+        if not self._switch_lock.acquire(timeout=SWITCH_ENDING_S):
             raise SwitchInProgress("A model is being prepared; try again when it is ready.")
         if self._current is not None:
             self._switch_lock.release()
