@@ -64,6 +64,8 @@ def report_sizes() -> None:
     [deb] = DIST.glob(f"foundry-desk_{__version__}_*.deb")
     [tarball] = DIST.glob(f"foundry-desk-{__version__}-linux-*.tar.gz")
     print(f"bundle: {megabytes(BUNDLE):.1f} MB in {sum(1 for p in BUNDLE.rglob('*') if p.is_file())} files")
+    executable = megabytes(BUNDLE / "foundry-desk")
+    print(f"    {executable:6.1f} MB  foundry-desk (the executable and its Python modules)")
     internal = [p for p in (BUNDLE / "_internal").iterdir() if not p.is_symlink()]  # links: no bytes
     parts = sorted(((megabytes(p), p.name) for p in internal), reverse=True)
     for size, name in parts[:10]:
