@@ -154,7 +154,8 @@ def give_output_a_place(paths: AppPaths) -> None:
     if sys.stdout is not None and sys.stderr is not None:
         return
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    stream = open(paths.log_dir / "console.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (for the process's life)
+    descriptor = os.open(paths.log_dir / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    stream = open(descriptor, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (for the process's life)
     sys.stdout = sys.stdout or stream
     sys.stderr = sys.stderr or stream
 

@@ -78,4 +78,6 @@ def test_without_a_console_what_the_app_prints_goes_to_a_log(
     monkeypatch.setattr(sys, "stderr", None)
     assert cli.main(["--status"]) == 0
     sys.stdout.close()
-    assert '"state": "not running"' in (tmp_path / "logs" / "console.log").read_text(encoding="utf-8")
+    console = tmp_path / "logs" / "console.log"
+    assert '"state": "not running"' in console.read_text(encoding="utf-8")
+    assert console.stat().st_mode & 0o777 == 0o600  # the user's alone
