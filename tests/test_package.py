@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from PIL import Image
 
 from desktop import __version__
 from desktop.paths import AppPaths
@@ -272,6 +273,22 @@ def screen_settled(session: XSession, shots: Path) -> bool:
     return painted(second) and first == second.read_bytes()
 
 
+ACCENT = (15, 118, 110)
+"""The chat page's accent colour (`--accent` in chat.css): the first-run page's main button."""
+
+
+def first_run_page_on_screen(session: XSession, shot: Path) -> bool:
+    """The chat window shows the first-run page: its main button ("Choose a model folder…", filled
+    with the accent colour) stands where the conversation is, which has no such colour."""
+    [window] = session.windows("^Foundry Desk — Chat$")
+    x, y, width, height = session.geometry(window)
+    with Image.open(session.screenshot(shot)) as image:
+        middle = image.convert("RGB").crop((x + 300, y + 60, x + width, y + height - 120))
+    return (
+        sum(count for count, colour in middle.getcolors(maxcolors=1 << 20) or () if colour == ACCENT) > 3000
+    )
+
+
 @pytest.mark.skipif(bool(missing_tools()), reason=f"virtual desktop tools missing: {missing_tools()}")
 @pytest.mark.usefixtures("no_leftover_children")
 def test_installed_app_first_run_to_an_answer(
@@ -303,7 +320,10 @@ def test_installed_app_first_run_to_an_answer(
             )
             # the first-run page: its folder field has the focus; type a model folder's path
             shots = tmp_path / "shots"
-            wait_until(lambda: screen_settled(desktop, shots), 30, "the first-run page", every_s=0.5)
+            wait_until(
+                lambda: first_run_page_on_screen(desktop, shots / "first-run.png"), 30, "the first-run page"
+            )
+            wait_until(lambda: screen_settled(desktop, shots), 30, "the first-run page settled", every_s=0.5)
             [window] = desktop.windows("^Foundry Desk — Chat$")
             desktop.x("xdotool", "windowfocus", "--sync", window)
             desktop.x("xdotool", "type", "--delay", "20", str(tiny_models.alpha))
@@ -326,7 +346,8 @@ def test_installed_app_first_run_to_an_answer(
                 "the model folder saved in the settings",
             )
             # the chat takes over; a typed message gets the model's answer
-            wait_until(lambda: screen_settled(desktop, shots), 30, "the chat", every_s=0.5)
+            wait_until(lambda: not first_run_page_on_screen(desktop, shots / "chat.png"), 30, "the chat")
+            wait_until(lambda: screen_settled(desktop, shots), 30, "the chat settled", every_s=0.5)
             desktop.x("xdotool", "type", "--delay", "20", "Hello?")
             desktop.x("xdotool", "key", "Return")
             wait_until(lambda: any(ALPHA_ANSWER in a for a in history_answers(home)), 30, "the answer")
