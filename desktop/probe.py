@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import psutil
 
 from desktop import compat
 
@@ -45,6 +49,37 @@ def http_ok(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None = N
             return 200 <= int(response.status) < 300
     except (OSError, ValueError):
         return False
+
+
+def child_serves(pid: int, url: str, timeout_s: float = 2.0) -> bool:
+    """`url` answers with a 2xx status, from the server that process `pid` (or a child of it)
+    runs: a port picked as free can be taken by another program before our child binds it, and
+    that program's answer must not count as our service running (the window would show it)."""
+    return listens(pid, urllib.parse.urlsplit(url).port or 80) and http_ok(url, timeout_s)
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` or one of its descendants listens on TCP `port`.
+
+    Where the system does not let us see a process's sockets (AccessDenied), it cannot be told,
+    and it counts as listening: the HTTP answer alone decides then, as it did before.
+    """
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            try:
+                sockets = process.net_connections(kind="tcp")
+            except psutil.AccessDenied:
+                return True
+            if any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets):
+                return True
+    return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:

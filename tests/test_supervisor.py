@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from desktop.probe import http_ok, wait_for
+from desktop.probe import child_serves, http_ok, wait_for
 from desktop.supervisor import (
     Probe,
     RestartPolicy,
@@ -168,3 +169,21 @@ def test_killing_the_app_takes_its_children_along(tmp_path: Path) -> None:
             parent.kill()
     assert wait_for(lambda: gone(child_pid), timeout_s=5)
     assert not http_ok(f"http://127.0.0.1:{port}/health")
+
+
+def test_a_server_that_is_not_our_childs_does_not_count_as_our_service() -> None:
+    """A port picked as free can be taken by another program before our child binds it: its
+    answer must not make our service "running" (the window would load the other program)."""
+    ours_port, theirs_port = free_port(), free_port()
+    ours = subprocess.Popen(service_command(ours_port))
+    theirs = subprocess.Popen(service_command(theirs_port))
+    try:
+        for port in (ours_port, theirs_port):
+            url = f"http://127.0.0.1:{port}/health"
+            assert wait_for(functools.partial(http_ok, url), 10)
+        assert child_serves(ours.pid, f"http://127.0.0.1:{ours_port}/health")
+        assert not child_serves(ours.pid, f"http://127.0.0.1:{theirs_port}/health")  # it answers, not ours
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from desktop.chat.server import SETTINGS_ENV, settings_to_env
 from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
-from desktop.probe import http_ok, pick_port
+from desktop.probe import child_serves, pick_port
 from desktop.runrecord import RunRecord
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, ServiceStatus, Supervisor
 
@@ -30,7 +30,7 @@ def chat_spec(
     return ServiceSpec(
         name=SERVICE_NAME,
         command=command,
-        probe=lambda pid: http_ok(f"{url}/health", timeout_s=3.0),
+        probe=lambda pid: child_serves(pid, f"{url}/health", timeout_s=3.0),
         env={**(env or {}), SETTINGS_ENV: settings_to_env(settings)},
         start_timeout_s=60.0,
         stop_timeout_s=5.0,

@@ -22,7 +22,7 @@ from desktop import compat
 from desktop.config import Settings
 from desktop.openwebui.docker import DockerCli, DockerError
 from desktop.paths import AppPaths
-from desktop.probe import http_ok, in_use_note, pick_port
+from desktop.probe import child_serves, http_ok, in_use_note, pick_port
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor
 
 CONTAINER_NAME = "foundry-desk-open-webui"
@@ -263,7 +263,7 @@ class PipBackend:
         spec = ServiceSpec(
             name="open-webui",
             command=[self.executable, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            probe=lambda pid: http_ok(f"{url}/health", timeout_s=2.0),
+            probe=lambda pid: child_serves(pid, f"{url}/health", timeout_s=2.0),
             env={**open_webui_environment(endpoint.base_url, endpoint.api_key), "DATA_DIR": str(data_dir)},
             cwd=data_dir,  # where it keeps its generated secret key
             start_timeout_s=START_TIMEOUT_S,
