@@ -338,7 +338,7 @@ def gone(pid: int) -> bool:
         return True
 
 
-def test_model_menu_open_webui_and_sigterm(
+def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one story)
     desktop: XSession, apps: list[ShellApp], tiny_models: TinyModels, fake_docker: FakeDocker, tmp_path: Path
 ) -> None:
     env = {**app_env(tiny_models, tmp_path), **fake_docker.env()}
@@ -353,6 +353,8 @@ def test_model_menu_open_webui_and_sigterm(
     runtime = RuntimeClient(AppPaths.under(home).runtime_status_file)
     assert runtime.select(str(tiny_models.beta)).model_alias == "beta"
     assert runtime.select("alpha").model_alias == "alpha"
+    # the tray caught up (else its "Ready: beta" from just before could answer the wait below)
+    app.wait_state(lambda s: s["text"] == "Ready: alpha", 10, "alpha served again")
 
     def models() -> list[tuple[str, bool]]:
         return [(m["text"], m["checked"]) for m in (menu_item(app, "Model") or {}).get("items", [])]
