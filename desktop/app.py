@@ -27,12 +27,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TextIO
 
 from desktop import APP_NAME, autostart, compat, instance
-from desktop.config import Settings
+from desktop.config import Settings, SettingsError, save_setting
+from desktop.loopback import on_this_computer
 from desktop.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
 from desktop.openwebui.service import Endpoint, OpenWebUI, OpenWebUIState, OpenWebUIStatus
 from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
 from desktop.runrecord import AlreadyRunning, RunRecord
+from desktop.runsecret import RunSecret
 from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
 from desktop.runtime.service import (
     ModelEntry,
@@ -69,17 +71,18 @@ class ChatService(Protocol):
 
     @property
     def url(self) -> str: ...
+    def link(self) -> str: ...
     def start(self, record: RunRecord | None = None) -> None: ...
     def stop(self) -> None: ...
 
 
-ChatFactory = Callable[[Settings, AppPaths], ChatService | None]
+ChatFactory = Callable[[Settings, AppPaths, RunSecret], ChatService | None]
 
 
-def default_chat(settings: Settings, paths: AppPaths) -> ChatService | None:
+def default_chat(settings: Settings, paths: AppPaths, secret: RunSecret) -> ChatService | None:
     from desktop.chat.service import ChatServer
 
-    return ChatServer(settings, paths)
+    return ChatServer(settings, paths, secret)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,9 @@ class DesktopApp:
         self._window_command = list(window_command or self_command("window-host"))
         self.lock = instance.InstanceLock(paths.state_dir)
         self.record = RunRecord(paths.run_record_file)
-        self.client = RuntimeClient(paths.runtime_status_file)
+        self.secret = RunSecret.new()
+        """Opens the chat and the runtime's control API to this run's window, browsers and tray."""
+        self.client = RuntimeClient(paths.runtime_status_file, self.secret)
         self.autostart = autostart.for_this_platform()
         self.open_webui = OpenWebUI(settings, paths)
         self.tray: Tray | None = None
@@ -158,6 +163,7 @@ class DesktopApp:
             return 1
         if leftovers:
             log.warning("stopped %d process(es) left by a run that crashed", len(leftovers.pids))
+        self.secret.save(self.paths.state_dir)
         self.lock.serve({"show": self.open_chat, "quit": self.quit})
         backend, self.tray_problem = compat.tray_backend(os.environ)
         previous = self._capture_signals()
@@ -196,6 +202,7 @@ class DesktopApp:
 
     def _start_services(self) -> None:
         env = self.record.child_env
+        self._start_runtime_and_chat()
         self.window = WindowClient(
             [*self._window_command, "--storage-dir", str(self.paths.data_dir / "webview")],
             self.paths.log_dir / "window.log",
@@ -204,18 +211,27 @@ class DesktopApp:
             on_spawn=self.record.add_child,
             on_exit=self.record.remove_child,
         )
+        threading.Thread(target=self._watch, name="watch", daemon=True).start()
+
+    def _start_runtime_and_chat(self) -> None:
+        """Start the runtime host (unless attached to an endpoint) and the chat, for the settings
+        of now."""
         if not self.settings.base_url:
             app = discover_foundry_app()
             cache_dir = self.settings.model_cache_dir or (app.cache_dir if app else None)
             # A multi-GB download only when the user asks for it (the chat's first-run view).
             self.runtime = supervise_runtime(
-                self.settings, self.paths, self.record, cache_dir, ask_before_download=True
+                self.settings,
+                self.paths,
+                self.record,
+                self.secret,
+                model_cache_dir=cache_dir,
+                ask_before_download=True,
             )
             self.runtime.start()
-        self.chat = self._chat_factory(self.settings, self.paths)
+        self.chat = self._chat_factory(self.settings, self.paths, self.secret)
         if self.chat is not None:
             self.chat.start(self.record)
-        threading.Thread(target=self._watch, name="watch", daemon=True).start()
 
     def _open_window(self, show: bool) -> None:
         """A launch by the user shows the chat; a start at login (`--background`) only the tray."""
@@ -244,7 +260,8 @@ class DesktopApp:
 
     def _check_attached(self, base_url: str) -> None:
         try:
-            self._attached = (base_url, list_endpoint_models(base_url, self.settings.api_key))
+            models = list_endpoint_models(base_url, self.settings.api_key, offline=self.settings.offline)
+            self._attached = (base_url, models)
         except EndpointUnreachable:
             self._attached = None
 
@@ -268,7 +285,7 @@ class DesktopApp:
         window = self.window
         if self._page == "chat" and self._page_pending and chat_url and window and window.visible:
             self._page_pending = False
-            window.show(chat_url, CHAT_TITLE)
+            window.show(self._chat_link(), CHAT_TITLE)
 
     def _read_runtime(self) -> RuntimeStatus | None:
         return None if self.runtime is None else live_status(self.runtime, self.client)
@@ -292,6 +309,10 @@ class DesktopApp:
             return ShellStatus(ShellState.WORKING, self._busy)
         if self.settings.base_url:
             if self._attached is None:
+                if self.settings.offline and not on_this_computer(self.settings.base_url):
+                    return ShellStatus(
+                        ShellState.ERROR, f"Offline mode: {self.settings.base_url} is not local"
+                    )
                 return ShellStatus(ShellState.ERROR, f"Not reachable: {self.settings.base_url}")
             return ShellStatus(ShellState.READY, f"Ready: {', '.join(self._attached[1]) or 'attached'}")
         if runtime is None:
@@ -326,6 +347,12 @@ class DesktopApp:
             return None
         return chat.url if chat.supervisor.status.state is ServiceState.RUNNING else None
 
+    def _chat_link(self) -> str:
+        """The chat's address with a one-time token: the window gets the chat's cookie with it
+        (it loads the link only when it is not on the chat already)."""
+        assert self.chat is not None
+        return self.chat.link()
+
     def _on_window_event(self, event: WindowEvent) -> None:
         if event.name == "loaded" and self.milestones.window_loaded is None:
             self.milestones = replace(self.milestones, window_loaded=time.monotonic())
@@ -344,10 +371,9 @@ class DesktopApp:
         if window is None:
             return
         self._page = "chat"
-        url = self._chat_url()
-        if url is not None:
+        if self._chat_url() is not None:
             self._page_pending = False
-            window.show(url, CHAT_TITLE)
+            window.show(self._chat_link(), CHAT_TITLE)
             return
         self._page_pending = self.chat is not None
         reason = "The chat is starting…" if self.chat is not None else "The chat is not available."
@@ -437,8 +463,10 @@ class DesktopApp:
             compat.open_path(self._webui.url)
 
     def endpoint_url(self) -> str | None:
+        """The model's endpoint, for Open WebUI and other tools; offline, only one on this computer."""
         if self.settings.base_url:
-            return self.settings.base_url
+            local = on_this_computer(self.settings.base_url) or not self.settings.offline
+            return self.settings.base_url if local else None
         runtime = self._runtime_status
         return runtime.base_url if runtime is not None and runtime.state is RuntimeState.READY else None
 
@@ -460,6 +488,39 @@ class DesktopApp:
         else:
             self.autostart.enable(self_command(BACKGROUND_FLAG))
         self._refresh_menu()
+
+    def offline_enabled(self) -> bool:
+        return self.settings.offline
+
+    def toggle_offline(self) -> None:
+        """Offline mode on or off, saved for the next starts. The runtime and the chat start again
+        with it: the runtime's catalog is chosen when it starts, and the chat's routes with it."""
+        if self._busy:
+            return
+        offline = not self.settings.offline
+        try:
+            save_setting(self.paths.settings_file, "offline", offline)
+        except (SettingsError, OSError) as error:
+            self._tell("Offline mode is not saved", f"It applies until you quit ({error}).")
+        self.settings = replace(self.settings, offline=offline)
+        self._busy = f"Turning offline mode {'on' if offline else 'off'}…"
+        self._refresh_menu()
+        self._background(self._restart_for_offline, offline)
+
+    def _restart_for_offline(self, offline: bool) -> None:
+        try:
+            for stop in (self._stop_chat, self._stop_runtime):
+                stop()
+            self._start_runtime_and_chat()
+            if self._page == "chat":
+                self._page_pending = True  # the chat's new link, once it is up (if its address moved)
+        finally:
+            self._busy = None
+            self._models_for = None
+        if offline:
+            self._tell("Offline mode is on", "Nothing leaves this computer: no catalog, no downloads.")
+        else:
+            self._tell("Offline mode is off", "The model catalog is asked when you need a model from it.")
 
     def open_logs(self) -> None:
         compat.open_path(str(self.paths.log_dir))
@@ -492,6 +553,7 @@ class DesktopApp:
                 thread.join(QUIT_DEADLINE_S)  # each step has a timeout; past the deadline, _force_exit
             if self.webgpu is not None:
                 self.webgpu.close()
+            self.secret.discard(self.paths.state_dir)
             self.record.release()
             self.lock.release()
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 from desktop import APP_NAME, __version__, compat
 from desktop.config import DEFAULT_MODEL, DEFAULT_RUNTIME_PORT, SettingsError, load_settings
+from desktop.files import keep_new_files_private
 from desktop.paths import AppPaths, is_frozen
 from desktop.runtime.status import read_status
 
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-download", dest="allow_download", action="store_false", help="never download a model"
     )
     parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network at all: no catalog, no download, no remote endpoint (env FOUNDRY_DESK_OFFLINE)",
+    )
+    parser.add_argument(
         "--use-foundry-service", action="store_true", help="attach to a running Foundry Local app service"
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -86,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SETTING_ARGS = ("model", "model_path", "base_url", "api_key", "runtime_port", "allow_download",
-                "use_foundry_service", "log_level", "chat_port", "routing")  # fmt: skip
+                "offline", "use_foundry_service", "log_level", "chat_port", "routing")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -103,6 +109,7 @@ def capture_signals() -> Iterator[threading.Event]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_new_files_private()  # every mode: the app and each of its children
     compat.restore_library_path(os.environ, frozen=is_frozen())
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in INTERNAL_MODES:

@@ -66,6 +66,9 @@ class Settings:
     """Pinned port of the built-in runtime; a free one is used when it is busy (0: always free)."""
     allow_download: bool = True
     """Download the model when it is not cached. Off: nothing ever leaves the machine."""
+    offline: bool = False
+    """Offline mode: no network at all, from start to quit: no catalog, no download, no DNS lookup,
+    no remote endpoint. Only downloaded models and model folders are offered."""
     use_foundry_service: bool = False
     """Attach to a running Foundry Local app service, when one is found, instead of hosting."""
     model_cache_dir: Path | None = None

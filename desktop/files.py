@@ -1,13 +1,47 @@
-"""Small files that other processes read while we write them (JSON state, the settings): always
-written atomically."""
+"""The app's files: the user's alone, and small files that other processes read while we write
+them (JSON state, the settings) always written atomically."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+GROUP_AND_OTHERS = 0o077
+
+
+def keep_new_files_private() -> None:
+    """Whatever this process and its children create (history, logs, secrets, the runtime's and
+    the chat's own files) is the user's alone: 0600 files, 0700 folders. POSIX only: on Windows
+    the user's profile folders are private already."""
+    if os.name == "posix":
+        os.umask(GROUP_AND_OTHERS)
+
+
+def make_private(folder: Path) -> None:
+    """Create `folder` (0700), and take group and others' access away from it and from all in it:
+    an older version left its files 0644 and its folders 0755. Links are not followed."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "posix":
+        return
+    for root, folders, files in os.walk(folder):
+        for path in (Path(root), *(Path(root, name) for name in (*folders, *files))):
+            _take_away_group_and_others(path)
+
+
+def _take_away_group_and_others(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & GROUP_AND_OTHERS:
+            path.chmod(stat.S_IMODE(mode) & ~GROUP_AND_OTHERS)
+    except OSError as error:  # another user's file, or gone meanwhile: leave it, say so
+        log.warning("could not make %s private: %s", path, error)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -16,6 +16,7 @@ from desktop.config import Settings
 from desktop.openwebui.service import Endpoint, OpenWebUI
 from desktop.paths import AppPaths
 from desktop.runrecord import AlreadyRunning, RunRecord
+from desktop.runsecret import RunSecret
 from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
 from desktop.runtime.service import RuntimeClient, live_status, supervise_runtime
 from desktop.runtime.status import RuntimeState, RuntimeStatus
@@ -80,14 +81,17 @@ def run_headless(
     follower = (
         OpenWebUIFollower(OpenWebUI(settings, paths), settings.api_key, say) if with_open_webui else None
     )
-    chat = ChatServer(settings, paths, say) if with_chat else None
+    secret = RunSecret.new()
+    chat = ChatServer(settings, paths, secret, say) if with_chat else None
     try:
-        return _run(settings, paths, say, stop, follower.follow if follower else lambda _: None, chat=chat)
+        on_endpoint = follower.follow if follower else lambda _: None
+        return _run(settings, paths, say, stop, on_endpoint, secret=secret, chat=chat)
     finally:
         if chat is not None:
             chat.stop()
         if follower is not None:
             follower.stop()
+        secret.discard(paths.state_dir)
 
 
 def _run(
@@ -97,20 +101,27 @@ def _run(
     stop: threading.Event,
     on_endpoint: EndpointHook,
     *,
+    secret: RunSecret,
     chat: ChatServer | None = None,
 ) -> int:
     if settings.base_url:
         if chat is not None:
+            secret.save(paths.state_dir)
             chat.start()
-        return watch_endpoint(settings.base_url, settings.api_key, say, stop, on_endpoint)
+        return watch_endpoint(
+            settings.base_url, settings.api_key, say, stop, on_endpoint, offline=settings.offline
+        )
     app = discover_foundry_app()
     if app is not None and app.base_url:
         if settings.use_foundry_service:
             say(f"Using the Foundry Local app's service at {app.service_url}.")
             if chat is not None:
                 chat.settings = replace(settings, base_url=app.base_url)
+                secret.save(paths.state_dir)
                 chat.start()
-            return watch_endpoint(app.base_url, settings.api_key, say, stop, on_endpoint)
+            return watch_endpoint(
+                app.base_url, settings.api_key, say, stop, on_endpoint, offline=settings.offline
+            )
         say(
             f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
             "built-in runtime, run with --use-foundry-service."
@@ -127,13 +138,14 @@ def _run(
         return 1
     if leftovers:
         say(f"Stopped {len(leftovers.pids)} process(es) left running by a previous run that crashed.")
-    supervisor = supervise_runtime(settings, paths, record, cache_dir)
+    secret.save(paths.state_dir)
+    supervisor = supervise_runtime(settings, paths, record, secret, model_cache_dir=cache_dir)
     supervisor.start()
     if chat is not None:
         chat.start(record)
     try:
         return report_until_stopped(
-            supervisor, RuntimeClient(paths.runtime_status_file), say, stop, on_endpoint
+            supervisor, RuntimeClient(paths.runtime_status_file, secret), say, stop, on_endpoint
         )
     finally:
         if chat is not None:
@@ -190,13 +202,19 @@ def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
 
 
 def watch_endpoint(
-    base_url: str, api_key: str, say: Printer, stop: threading.Event, on_endpoint: EndpointHook
+    base_url: str,
+    api_key: str,
+    say: Printer,
+    stop: threading.Event,
+    on_endpoint: EndpointHook,
+    *,
+    offline: bool = False,
 ) -> int:
     """Attach mode: nothing to host; report whether the endpoint answers, until stopped."""
     last = None
     while True:
         try:
-            models = list_endpoint_models(base_url, api_key)
+            models = list_endpoint_models(base_url, api_key, offline=offline)
             listed = ", ".join(models) or "none"
             line = f"ready: attached to {base_url}\n  base_url: {base_url}\n  models:   {listed}"
             on_endpoint(base_url)

@@ -10,6 +10,7 @@ from pathlib import Path
 from platformdirs import PlatformDirs
 
 from desktop import APP_NAME
+from desktop.files import make_private
 
 HOME_ENV = "FOUNDRY_DESK_HOME"
 
@@ -75,9 +76,10 @@ class AppPaths:
         return self.state_dir / "run.json"
 
     def create(self) -> AppPaths:
-        """Make every folder exist; returns self so it chains."""
+        """Make every folder exist, the user's alone (0700, and 0600 files in it: also what an
+        older version left readable by others); returns self so it chains."""
         for folder in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir, self.state_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private(folder)
         return self
 
 

@@ -29,12 +29,12 @@ def http_get_json(url: str, timeout_s: float = 2.0, headers: dict[str, str] | No
         return json.loads(response.read())
 
 
-def http_post_json(url: str, body: Any, timeout_s: float = 5.0) -> Any:
+def http_post_json(url: str, body: Any, timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> Any:
     """POST JSON to `url` and decode the JSON answer."""
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     with _NO_PROXY.open(request, timeout=timeout_s) as response:

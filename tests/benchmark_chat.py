@@ -136,7 +136,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
         with sync_playwright() as driver:
             browser = launch(driver)
             page = browser.new_page()
-            open_chat(page, stack.url)
+            open_chat(page, stack.link())
             page_load = page.evaluate(PAGE_LOAD)
             page.evaluate(OBSERVER)
             chat_log = stack.paths.log_dir / "chat.log"

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.config import Settings
 from desktop.paths import AppPaths
+from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient, runtime_spec
 from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.supervisor import ServiceState, Supervisor
@@ -49,8 +50,9 @@ def median(values: list[float]) -> float:
 def start_host(settings: Settings, root: Path) -> tuple[Supervisor, RuntimeStatus, float]:
     """Start a supervised host; returns it, its READY status and the seconds it took."""
     paths = AppPaths.under(root).create()
-    supervisor = Supervisor(runtime_spec(settings, paths), paths.log_dir)
-    client = RuntimeClient(paths.runtime_status_file)
+    secret = RunSecret.create(paths.state_dir)
+    supervisor = Supervisor(runtime_spec(settings, paths, secret), paths.log_dir)
+    client = RuntimeClient(paths.runtime_status_file, secret)
     started = time.perf_counter()
     supervisor.start()
     supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=60)

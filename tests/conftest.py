@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,21 +32,38 @@ def service_command(port: int, *flags: str) -> list[str]:
     return [sys.executable, str(SUPPORT / "service.py"), "--port", str(port), *flags]
 
 
+def not_private(root: Path) -> list[str]:
+    """Files and folders below `root` that others than their owner can use, with their modes."""
+    return [
+        f"{path} {oct(stat.S_IMODE(path.lstat().st_mode))}"
+        for path in root.rglob("*")
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+
+
 @pytest.fixture
 def app_paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "app").create()
 
 
-@pytest.fixture
-def no_leftover_children() -> Iterator[None]:
-    """Fail the test if it leaves any child process of the test runner behind."""
+@contextlib.contextmanager
+def nothing_left_behind(timeout_s: float = 3.0) -> Iterator[None]:
+    """Fail if child processes of the test runner started inside are still running `timeout_s`
+    after its end (they are killed, so that they do not disturb the next tests)."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     after = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    _, alive = psutil.wait_procs(after, timeout=3)
+    _, alive = psutil.wait_procs(after, timeout=timeout_s)
     for proc in alive:
         proc.kill()
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+
+@pytest.fixture
+def no_leftover_children() -> Iterator[None]:
+    """Fail the test if it leaves any child process of the test runner behind."""
+    with nothing_left_behind():
+        yield
 
 
 @dataclass(frozen=True)

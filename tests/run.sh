@@ -10,9 +10,10 @@ source installer/environment.sh
 # Besides what the app needs: Debian's Chromium, which Playwright drives (never `playwright
 # install`, which would download a browser of its own); a virtual screen with a tray host, a
 # session bus and a notification daemon for the tray and window; what checks the packages (and
-# debootstrap, for a plain Debian to install the .deb in).
+# debootstrap, for a plain Debian to install the .deb in); strace, which sees that nothing
+# leaves the machine.
 TEST_APT_PACKAGES=(chromium xvfb xdotool x11-utils imagemagick trayer dunst dbus desktop-file-utils
-                   debootstrap)
+                   debootstrap strace)
 ensure_apt_packages --quiet "${RUN_APT_PACKAGES[@]}" $(tool_packages) "${TEST_APT_PACKAGES[@]}"
 ensure_utf8_locale
 ensure_venv test,package

@@ -22,8 +22,9 @@ from desktop.app import CHAT_TITLE, WEBGPU_TITLE
 from desktop.openwebui.service import CONTAINER_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok
+from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient
-from tests.conftest import SUPPORT, TinyModels, free_port
+from tests.conftest import SUPPORT, TinyModels, free_port, not_private
 from tests.support.shell_driver import ShellApp
 from tests.support.xsession import (
     XSession,
@@ -163,6 +164,10 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     desktop: XSession, apps: list[ShellApp], tiny_models: TinyModels, tmp_path: Path
 ) -> None:
     env = app_env(tiny_models, tmp_path)
+    older_log = tmp_path / "home" / "logs" / "foundry-desk.log"  # as an older version left it
+    older_log.parent.mkdir(parents=True, mode=0o755)
+    older_log.write_text("an older run\n")
+    older_log.chmod(0o644)
     app = ShellApp(desktop, tmp_path / "home", env)
     apps.append(app)
     app.connect()
@@ -238,9 +243,12 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     # a second launch shows the running app's chat window and exits; no second app
     app.click("Open WebGPU demo")
     app.wait_state(lambda s: s["window"]["title"] == WEBGPU_TITLE, 10, "away from the chat")
+    state_dir = AppPaths.under(tmp_path / "home").state_dir
+    secret = RunSecret.read(state_dir)
     second = ShellApp(desktop, tmp_path / "home", env, name="second")
     assert second.finish(timeout_s=30) == 0
     assert "already running" in second.stderr
+    assert secret is not None and RunSecret.read(state_dir) == secret  # still the running app's
     app.wait_state(lambda s: s["window"]["title"] == CHAT_TITLE, 10, "the chat shown by the second launch")
     assert app.process.poll() is None
 
@@ -266,6 +274,11 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     app.click("Quit")
     assert app.finish(timeout_s=30) == 0
     assert app.leftovers() == []
+    # everything the session wrote (history, logs, secrets, run records, the runtime's own files)
+    # is the user's alone, and so is what the older version had left open
+    assert not_private(tmp_path / "home") == []
+    assert older_log.read_text().startswith("an older run")
+    assert RunSecret.read(state_dir) is None  # the run's secret went with it
 
 
 @dataclass(frozen=True)
@@ -305,6 +318,14 @@ def fake_docker(tmp_path: Path) -> Iterator[FakeDocker]:
     for container in fake.containers().values():  # "containers" run in sessions of their own
         with contextlib.suppress(psutil.Error):
             psutil.Process(container["pid"]).kill()
+
+
+def app_runtime_client(home: Path) -> RuntimeClient:
+    """A client of the running app's runtime, with the secret the app wrote for the user's tools."""
+    paths = AppPaths.under(home)
+    secret = RunSecret.read(paths.state_dir)
+    assert secret is not None, "the app wrote no run secret"
+    return RuntimeClient(paths.runtime_status_file, secret)
 
 
 def menu_item(app: ShellApp, *path: str) -> dict[str, Any] | None:
@@ -350,7 +371,7 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     assert state["text"] == "Ready: alpha"
 
     # Model ▸ lists the models the runtime has (beta registered the way the chat's picker does it)
-    runtime = RuntimeClient(AppPaths.under(home).runtime_status_file)
+    runtime = app_runtime_client(home)
     assert runtime.select(str(tiny_models.beta)).model_alias == "beta"
     assert runtime.select("alpha").model_alias == "alpha"
     # the tray caught up (else its "Ready: beta" from just before could answer the wait below)
@@ -389,6 +410,18 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     app.click("Open WebUI (running)", "Stop")
     wait_until(lambda: menu_item(app, "Open WebUI (stopped)"), 10, "Open WebUI stopped")
     assert fake_docker.containers() == {} and not http_ok(f"{ui_url}/health")
+
+    # Offline mode: checked, saved, and the runtime starts again without any catalog; the models
+    # on the disk are still offered, and the chat comes back in the window
+    app.click("Offline mode")
+    wait_until(lambda: (menu_item(app, "Offline mode") or {}).get("checked") is True, 5, "the check mark")
+    wait_until(lambda: "Offline mode is on" in notifications(desktop), 60, "the offline notification")
+    app.wait_state(lambda s: s["text"] == "Ready: alpha", 60, "alpha served offline")
+    hosts = [p for p in psutil.Process(app.process.pid).children() if "runtime-host" in p.cmdline()]
+    assert [("--offline" in p.cmdline()) for p in hosts] == [True]
+    assert "offline = true" in (home / "config" / "settings.toml").read_text()
+    wait_until(lambda: [m for m, _ in models()] == ["alpha", "beta"], 10, "both models, offline")
+    app.wait_state(lambda s: bool(s["chat_url"]) and bool((s["window"] or {}).get("url")), 30, "the chat")
 
     # started again, then the session ends: every process of it gets SIGTERM at once (the
     # container is the Docker engine's, not the session's). SIGTERM means Quit: the services are
@@ -475,7 +508,7 @@ def test_first_run_without_a_model_offers_the_setup_view_and_the_native_folder_d
         "the setup view, with the folder dialog offered",
     )
     desktop.screenshot(SHOTS / "setup.png")
-    runtime = RuntimeClient(AppPaths.under(home).runtime_status_file)
+    runtime = app_runtime_client(home)
     status = runtime.status()
     assert status is not None
     assert "--ask-before-download" in command_line(status.pid)  # it never downloads unasked

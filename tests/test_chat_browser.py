@@ -5,10 +5,13 @@ Every request the page makes is recorded; all must go to 127.0.0.1.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass
@@ -18,6 +21,7 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from desktop.chat.gate import COOKIE_NAME
 from desktop.config import Settings
 from desktop.probe import http_ok
 from desktop.supervisor import ServiceState
@@ -121,7 +125,7 @@ def test_answer_streams_in_and_the_chat_is_kept_and_resumed(stack: ChatStack, pa
     stack.ready()
     visited: list[str] = []
     page.on("framenavigated", lambda frame: visited.append(frame.url))
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     # A first visit starts signed in: no detour through Chainlit's login page and a reload.
     assert not [url for url in visited if "/login" in url], visited
     send(page, "Hi there")
@@ -149,14 +153,14 @@ def choose_model(page: Page, model_id: str) -> None:
 def open_chat_on(stack: ChatStack, page: Page, model_id: str) -> None:
     """Open the chat and switch it to `model_id` (one of the models the stack registered)."""
     stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     choose_model(page, model_id)
     wait_for_answer(page, f"Now using {model_id}")
 
 
 def test_past_chats_are_searched_opened_and_deleted(stack: ChatStack, page: Page) -> None:
     stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     for topic in ("Apples are red", "Bananas are yellow"):
         page.click("#new-chat")
         page.wait_for_url(f"{stack.url}/")
@@ -216,7 +220,7 @@ def test_answers_are_formatted_and_their_html_is_inert(stack: ChatStack, page: P
 
 def test_switching_model_in_the_chat(stack: ChatStack, page: Page) -> None:
     stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     choose_model(page, "beta-generic-cpu:1")
     wait_for_answer(page, "Now using beta-generic-cpu:1")
     send(page, "Who is this?")
@@ -335,7 +339,7 @@ def test_earlier_paragraphs_stay_put_while_an_answer_streams(stack: ChatStack, p
 
 def test_killed_runtime_shows_restarting_then_answers(stack: ChatStack, page: Page) -> None:
     first = stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     send(page, "Before")
     wait_for_answer(page, ALPHA_ANSWER)
     wait_idle(page)
@@ -352,7 +356,7 @@ def test_killed_chat_server_is_restarted_and_the_page_carries_on(stack: ChatStac
     """The page says it is reconnecting, keeps what the user types, and comes back by itself
     with the chat as it was; the next message is answered in the same chat."""
     stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     send(page, "Remember this chat")
     wait_for_answer(page, ALPHA_ANSWER)
     wait_idle(page)
@@ -385,7 +389,7 @@ def test_killed_chat_server_is_restarted_and_the_page_carries_on(stack: ChatStac
 
 def test_over_long_conversation_is_trimmed_answered_and_the_user_told(stack: ChatStack, page: Page) -> None:
     stack.ready()
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     long_text = "words " * 60  # ~360 tokens for the byte-level tiny model; its context is 512
     for count in (1, 2, 3):
         send(page, f"{count} {long_text}")
@@ -423,7 +427,7 @@ def test_local_only_never_contacts_the_remote_endpoint(
     stack = routed_stack(tmp_path / "app", remote, "local-only", model_path=tiny_models.alpha)
     try:
         stack.ready()
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         send(page, "Hi there")
         wait_for_answer(page, "computed on this computer")
         send(page, "def f(): pass  # code, and " + "long " * 400)  # far over alpha's context
@@ -441,7 +445,7 @@ def test_local_first_falls_back_when_local_fails_or_the_prompt_does_not_fit(
     stack = routed_stack(tmp_path / "app", remote, "local-first", model_path=tiny_models.alpha)
     try:
         stack.ready()
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         send(page, "Hi there")
         wait_for_answer(page, "computed on this computer")
         assert ALPHA_ANSWER in answers(page)[-1]
@@ -478,7 +482,7 @@ def test_a_resumed_chat_sends_the_whole_conversation_with_the_system_prompt(
     stack = ChatStack.start(tmp_path / "app", settings)
     try:
         stack.chat_ready()
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         page.click("#chat-settings-open-modal")
         page.fill("#temperature", "1.2")
         page.get_by_role("button", name="Confirm").click()
@@ -513,7 +517,7 @@ def test_what_was_shown_survives_a_kill_of_the_chat_server_mid_answer(
     stack.ready()
     stack.select(str(models.endless))
     try:
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         send(page, "Keep going, then crash")
         wait_for_answer(page, " ".join([ENDLESS_ANSWER] * 20))
         shown = next(text for text in answers(page) if ENDLESS_ANSWER in text)
@@ -525,7 +529,7 @@ def test_what_was_shown_survives_a_kill_of_the_chat_server_mid_answer(
         stack.chat.supervisor.wait_until(lambda s: s.pid != old and s.state is ServiceState.RUNNING, 60)
     finally:
         stack.select("alpha")
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     page.locator("#thread-history [id^='thread-']", has_text="Keep going, then crash").first.click()
     wait_for_answer(page, ENDLESS_ANSWER)
     kept = next(text for text in answers(page) if ENDLESS_ANSWER in text)
@@ -541,3 +545,62 @@ def test_the_chat_refuses_requests_not_addressed_to_loopback(stack: ChatStack) -
     assert raised.value.code == 400
     raised.value.close()
     assert http_ok(f"{stack.url}/health")
+
+
+def plain_request(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """A request as any other program on the machine can make it: no cookie, no secret, no
+    redirect followed. The status, the headers (lower-case names) and the body."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST" if data is not None else "GET", target, body=data, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        connection.close()
+
+
+def websocket_handshake(url: str) -> str:
+    """The status line the server answers a WebSocket upgrade with (101 when it is accepted)."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        return sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_only_the_users_window_and_browsers_reach_the_chat(stack: ChatStack, browser: Browser) -> None:
+    """Another program or account on the machine holds no run secret: no cookie, no chat, no
+    history; a browser opened with the app's link chats, and the link opens the chat only once."""
+    stack.chat_ready()
+    status, headers, body = plain_request(f"{stack.url}/", None, {"Accept": "text/html"})
+    assert (status, "set-cookie" in headers) == (403, False)
+    assert "Open the chat from the Foundry Desk icon" in body
+    threads = b'{"pagination": {"first": 20}, "filter": {}}'
+    json_type = {"Content-Type": "application/json"}
+    assert plain_request(f"{stack.url}/project/threads", threads, json_type)[0] == 401
+    assert plain_request(f"{stack.url}/user")[0] == 401
+    assert plain_request(f"{stack.url}/ws/socket.io/?EIO=4&transport=polling")[0] == 401
+    assert " 403 " in websocket_handshake(f"{stack.url}/ws/socket.io/?EIO=4&transport=websocket")
+    assert (
+        plain_request(f"{stack.url}/setup/state", None, stack.authorization)[0] == 200
+    )  # a tool of the user's
+
+    link = stack.link()
+    with logged_page(browser) as page:
+        open_chat(page, link)
+        assert page.url == f"{stack.url}/", "the token stays out of the address bar and the history"
+        cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE_NAME)
+        assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+        send(page, "Is it only me here?")
+        wait_for_answer(page, ALPHA_ANSWER)
+    with logged_page(browser) as page:
+        page.goto(link)
+        assert "This link has been used already" in page.inner_text("body")
+        assert not [c for c in page.context.cookies() if c["name"] == COOKIE_NAME]

@@ -1,12 +1,16 @@
-"""Settings: one precedence order, and a broken settings file never costs the user anything."""
+"""Settings: one precedence order, and a broken settings file never costs the user anything; the
+app's folders: the user's alone."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
 from desktop.config import DEFAULT_MODEL, Settings, SettingsError, load_settings, save_setting
+from desktop.paths import AppPaths
+from tests.conftest import not_private
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -140,3 +144,26 @@ def test_a_setting_is_not_saved_into_a_broken_file_or_with_a_bad_value(tmp_path:
     with pytest.raises(SettingsError):
         save_setting(tmp_path / "other.toml", "chat_port", 70000)
     assert not (tmp_path / "other.toml").exists()
+
+
+def test_the_apps_folders_are_the_users_alone_also_those_an_older_version_left_open(tmp_path: Path) -> None:
+    paths = AppPaths.under(tmp_path / "home")
+    history = paths.data_dir / "chat" / "history.sqlite3"
+    history.parent.mkdir(parents=True, mode=0o755)
+    history.write_text("chats")
+    history.chmod(0o644)
+    paths.log_dir.mkdir(mode=0o755)
+    elsewhere = tmp_path / "shared.txt"  # a link to a file of someone else's: left as it is
+    elsewhere.write_text("not ours")
+    elsewhere.chmod(0o644)
+    (paths.data_dir / "link").symlink_to(elsewhere)
+
+    paths.create()
+
+    assert not_private(tmp_path / "home") == []
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in (history, paths.log_dir, paths.state_dir)} == {
+        "0o600",
+        "0o700",
+    }
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o644
+    assert history.read_text() == "chats"

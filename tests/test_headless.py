@@ -11,10 +11,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import psutil
 import pytest
 
+from desktop.chat.gate import COOKIE_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
 from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
@@ -227,8 +229,12 @@ def test_headless_chat_serves_the_chat_prints_its_url_and_stops_it(
     headless: StartHeadless, tiny_models: TinyModels
 ) -> None:
     app = headless({**serving(tiny_models), "FOUNDRY_DESK_CHAT_PORT": str(free_port())}, "--chat")
-    url = app.wait_for_line(r"chat: (http://127\.0\.0\.1:\d+)", timeout_s=60).group(1)
+    url, link = app.wait_for_line(r"chat: ((http://127\.0\.0\.1:\d+)/\?token=\S+)", timeout_s=60).group(2, 1)
     assert http_ok(f"{url}/health")
+    assert not http_ok(url, headers={"Accept": "text/html"}), "the chat opens only with the run's link"
+    with httpx.Client(follow_redirects=True, timeout=10) as browser, httpx.Client(timeout=10) as another:
+        assert browser.get(link).status_code == 200 and browser.cookies.get(COOKIE_NAME)
+        assert another.get(link).status_code == 403, "a link opens the chat once"
     chat_pids = [p.pid for p in psutil.Process(app.process.pid).children() if "chat-server" in p.cmdline()]
     assert chat_pids
 

@@ -38,10 +38,14 @@ def stack(tmp_path: Path) -> Iterator[ChatStack]:
         stack.stop()
 
 
-def call(url: str, body: Any = None, content_type: str = JSON, **headers: str) -> tuple[int, Any]:
-    """GET (no body) or POST `url`; the status and the answer (decoded when JSON), errors included."""
+def call(
+    stack: ChatStack, route: str, body: Any = None, content_type: str = JSON, **headers: str
+) -> tuple[int, Any]:
+    """GET (no body) or POST `route` as a program with the run's secret; the status and the
+    answer (decoded when JSON), errors included."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type, **headers})
+    headers = {"Content-Type": content_type, **stack.authorization, **headers}
+    request = urllib.request.Request(f"{stack.url}{route}", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -55,11 +59,11 @@ def setup_needed(stack: ChatStack) -> dict[str, Any]:
     """Wait until the setup view is due (the runtime looked for its model and has none)."""
 
     def due() -> dict[str, Any] | None:
-        state: dict[str, Any] = call(f"{stack.url}/setup/state")[1]
+        state: dict[str, Any] = call(stack, "/setup/state")[1]
         return state if state["needed"] else None
 
     state = wait_for(due, 30)
-    assert state is not None, call(f"{stack.url}/setup/state")
+    assert state is not None, call(stack, "/setup/state")
     return state
 
 
@@ -77,25 +81,25 @@ def test_what_is_not_a_usable_model_folder_is_refused_and_nothing_saved(
     broken = tmp_path / "broken"  # has a genai_config.json, but the runtime cannot load it
     broken.mkdir()
     (broken / "genai_config.json").write_text('{"model": {"type": "decoder"}}')
-    folder_url = f"{stack.url}/setup/model-folder"
+    folder_route = "/setup/model-folder"
     for folder, words in (
         (notes, ["is not a model folder", "genai_config.json"]),
         (missing, ["There is no folder"]),
         (broken, ["could not load the model in", "context_length"]),
     ):
-        status, answer = call(folder_url, {"path": str(folder)})
+        status, answer = call(stack, folder_route, {"path": str(folder)})
         assert status == 400, answer
         assert str(folder) in answer["error"] and all(word in answer["error"] for word in words), answer
         assert "ONNX Runtime GenAI format" in answer["error"]  # what a model folder needs
-    status, answer = call(folder_url, {"path": "Models/alpha"})
+    status, answer = call(stack, folder_route, {"path": "Models/alpha"})
     assert status == 400 and "not a full path" in answer["error"]
 
     # What another web page could send without asking: a plain form, a text body.
     form = f"path={notes}".encode()
     for body, kind in ((form, "application/x-www-form-urlencoded"), (form, "text/plain")):
-        status, answer = call(folder_url, body, content_type=kind)
+        status, answer = call(stack, folder_route, body, content_type=kind)
         assert status == 415 and "JSON" in answer["error"]
-    status, _ = call(f"{stack.url}/setup/state", Host="evil.example")
+    status, _ = call(stack, "/setup/state", Host="evil.example")
     assert status == 400  # a request not addressed to loopback (DNS rebinding)
 
     assert stack.paths.settings_file.read_text(encoding="utf-8") == USER_SETTINGS
@@ -107,7 +111,7 @@ def test_a_model_folder_is_served_then_saved_with_the_users_settings_kept(
     stack: ChatStack, tiny_models: TinyModels
 ) -> None:
     setup_needed(stack)
-    status, answer = call(f"{stack.url}/setup/model-folder", {"path": f"  '{tiny_models.alpha}' "})
+    status, answer = call(stack, "/setup/model-folder", {"path": f"  '{tiny_models.alpha}' "})
     assert status == 200, answer
     assert answer["model_path"] == str(tiny_models.alpha.resolve())
     assert answer["state"]["needed"] is False and answer["state"]["state"] == "ready"
@@ -123,12 +127,12 @@ def test_a_model_folder_is_served_then_saved_with_the_users_settings_kept(
 
 def test_offline_there_is_nothing_to_download_and_try_again_asks_the_catalog_again(stack: ChatStack) -> None:
     before = setup_needed(stack)
-    status, answer = call(f"{stack.url}/setup/download", {})
+    status, answer = call(stack, "/setup/download", {})
     assert status == 409 and "nothing to download" in answer["error"]
     first = stack.client.status()
     assert first is not None
 
-    status, answer = call(f"{stack.url}/setup/retry", {})
+    status, answer = call(stack, "/setup/retry", {})
     assert status == 202, answer
     again = stack.client.wait(
         lambda s: s.state is RuntimeState.NO_MODEL and s.updated_at > first.updated_at, 30

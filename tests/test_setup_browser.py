@@ -78,7 +78,7 @@ def test_offline_the_user_types_a_model_folder_and_chats_with_it(
     )
     try:
         stack.chat_ready()
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         expect_setup(page)
         expect(page.locator("#setup-status")).to_have_text(OFFLINE)
         expect(page.locator("#setup-retry")).to_be_visible()
@@ -114,7 +114,7 @@ def test_offline_the_user_types_a_model_folder_and_chats_with_it(
 @pytest.fixture
 def offering(tmp_path: Path) -> Iterator[tuple[ChatStack, OfferingRuntime]]:
     stack = ChatStack.start(tmp_path / "app", Settings(runtime_port=free_port()), with_runtime=False)
-    runtime = OfferingRuntime(stack.paths.runtime_status_file)
+    runtime = OfferingRuntime(stack.paths.runtime_status_file, stack.chat.secret)
     try:
         stack.chat_ready()
         yield stack, runtime
@@ -127,7 +127,7 @@ def test_the_offered_model_downloads_with_progress_and_the_view_goes_when_it_is_
     page: Page, offering: tuple[ChatStack, OfferingRuntime]
 ) -> None:
     stack, runtime = offering
-    open_chat(page, stack.url)
+    open_chat(page, stack.link())
     expect_setup(page)
     download = page.get_by_role("button", name="Download phi-4-mini (2.4 GB)")
     expect(download).to_be_visible()
@@ -155,10 +155,10 @@ def test_with_downloads_off_the_page_says_so(page: Page, tmp_path: Path) -> None
     stack = ChatStack.start(
         tmp_path / "app", Settings(runtime_port=free_port(), allow_download=False), with_runtime=False
     )
-    runtime = OfferingRuntime(stack.paths.runtime_status_file, offer=False)
+    runtime = OfferingRuntime(stack.paths.runtime_status_file, stack.chat.secret, offer=False)
     try:
         stack.chat_ready()
-        open_chat(page, stack.url)
+        open_chat(page, stack.link())
         expect_setup(page)
         expect(page.locator("#setup-status")).to_have_text(
             "Downloads are turned off in settings, so phi-4-mini can't be downloaded. "

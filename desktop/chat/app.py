@@ -30,7 +30,7 @@ from desktop.chat import trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.store import ChatStore
 from desktop.config import Settings
-from desktop.runtime.service import RuntimeRequestError
+from desktop.runtime.service import RuntimeClient, RuntimeRequestError
 from desktop.runtime.status import RuntimeState
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ class Conversation:
 class ChatBackend:
     """What the handlers need: settings, the local endpoint, the remote one, the history database."""
 
-    def __init__(self, settings: Settings, status_file: Path, database: Path) -> None:
+    def __init__(self, settings: Settings, runtime: RuntimeClient, database: Path) -> None:
         self.settings = settings
         self.history = ChatStore(database)
-        self.local = LocalEndpoint(settings, status_file)
+        self.local = LocalEndpoint(settings, runtime)
         self.remote = remote_target(settings)
         self.clients: dict[tuple[str, str], Any] = {}
         """One OpenAI client per endpoint (see answers.client_for)."""
@@ -210,7 +210,7 @@ class Chat:
         backend = self.backend
         if backend.local.attached:
             backend.settings = replace(backend.settings, model=model)
-            backend.local = LocalEndpoint(backend.settings, backend.local.client.status_file)
+            backend.local = LocalEndpoint(backend.settings, backend.local.client)
             await say(f"Now using {model}.")
             return
         notice = await say(f"Switching to {model}…")
@@ -227,6 +227,13 @@ class Chat:
         await self.send_settings(conversation)
 
     async def on_message(self, message: cl.Message) -> None:
+        if len(message.content) > trimming.MAX_MESSAGE_CHARS:  # our page sends none this long
+            self.backend.history.first_words_sent(message.thread_id)  # none will come
+            await say(
+                f"Your message is {len(message.content):,} characters long; the chat takes at most "
+                f"{trimming.MAX_MESSAGE_CHARS:,}. Shorten it, or send it in parts."
+            )
+            return
         conversation = self.conversation()
         conversation.turns.append({"role": "user", "content": message.content})
         from desktop.chat import answers  # imported after start, off the page's way (server.py)

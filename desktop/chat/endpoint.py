@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from desktop.chat.trimming import estimate_tokens
 from desktop.config import Settings
@@ -63,9 +62,9 @@ class LocalState:
 class LocalEndpoint:
     """The local model as the chat sees it, in hosted or attach mode."""
 
-    def __init__(self, settings: Settings, status_file: Path) -> None:
+    def __init__(self, settings: Settings, client: RuntimeClient) -> None:
         self.settings = settings
-        self.client = RuntimeClient(status_file)
+        self.client = client
         self.attached = settings.base_url is not None
 
     def state(self) -> LocalState:
@@ -78,7 +77,9 @@ class LocalEndpoint:
         """The model ids the endpoint offers and the current one (blocking)."""
         if self.settings.base_url is not None:
             try:
-                listed = list_endpoint_models(self.settings.base_url, self.settings.api_key, timeout_s=5)
+                listed = list_endpoint_models(
+                    self.settings.base_url, self.settings.api_key, timeout_s=5, offline=self.settings.offline
+                )
             except EndpointUnreachable:
                 return [], None
             current = self.settings.model if self.settings.model in listed else next(iter(listed), None)
@@ -93,7 +94,9 @@ class LocalEndpoint:
 
     def _attached(self, base_url: str) -> LocalState:
         try:
-            listed = list_endpoint_models(base_url, self.settings.api_key, timeout_s=5)
+            listed = list_endpoint_models(
+                base_url, self.settings.api_key, timeout_s=5, offline=self.settings.offline
+            )
         except EndpointUnreachable as error:
             return LocalState(None, f"The model endpoint is unreachable. {error}", transient=True)
         if not listed:
@@ -125,8 +128,8 @@ def describe_runtime(status: RuntimeStatus | None, api_key: str) -> LocalState: 
 
 
 def remote_target(settings: Settings) -> Target | None:
-    """The configured remote endpoint, if any."""
-    if not settings.remote_base_url or not settings.remote_model:
+    """The configured remote endpoint, if any (offline mode: none; every answer is computed here)."""
+    if not settings.remote_base_url or not settings.remote_model or settings.offline:
         return None
     return Target(REMOTE, settings.remote_base_url, settings.remote_api_key or "none", settings.remote_model)
 

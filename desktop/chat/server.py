@@ -28,15 +28,22 @@ from pathlib import Path
 
 from desktop.chat import deferred
 from desktop.chat.history import auth_secret, create_schema
+from desktop.chat.trimming import MAX_MESSAGE_CHARS
 from desktop.config import Settings, coerce
 from desktop.loopback import LOOPBACK_NAMES
 from desktop.paths import resource_root
+from desktop.runsecret import RunSecret
+from desktop.runtime.service import RuntimeClient
 
 SETTINGS_ENV = "FOUNDRY_DESK_CHAT_SETTINGS"
 """The parent's resolved settings, as JSON, for the chat server child."""
 FRONTEND_MANIFEST = "assets/vendor/manifest.json"
 """Written by the page's build step (`npm ci && npm run build`), which copies its libraries."""
 BUILD_COMMAND = "npm ci --ignore-scripts && npm run build"
+MAX_SOCKET_MESSAGE = 6 * MAX_MESSAGE_CHARS + 64_000
+"""Socket.IO's limit on one message from the page: room for the longest message the chat takes
+however JSON escapes it (6 characters at most for one). At Socket.IO's default, 1,000,000, a
+longer message closed the page's connection and was lost without a word."""
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +135,10 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(
         level=options.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    secret = RunSecret.from_env(os.environ)
+    if secret is None:
+        log.error("started without the run's secret: start the app instead")
+        return 2
     options.data_dir.mkdir(parents=True, exist_ok=True)
     database = options.data_dir / "history.sqlite3"
     create_schema(database)
@@ -147,12 +158,14 @@ def main(argv: Sequence[str]) -> int:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from desktop.chat.app import ChatBackend, install
+    from desktop.chat.gate import RunSecretGate
     from desktop.chat.setup import ModelSetup
     from desktop.chat.setup_api import setup_routes
     from desktop.chat.signin import SignedInPage, chainlit_sign_in
 
-    backend = ChatBackend(options.settings, options.status_file, database)
+    backend = ChatBackend(options.settings, RuntimeClient(options.status_file, secret), database)
     install(backend)
+    chainlit_server.sio.eio.max_http_buffer_size = MAX_SOCKET_MESSAGE
     setup = ModelSetup(options.settings, options.settings_file, backend.local.client)
     # Chainlit's last route serves its page at every path a GET asks for: the setup view's go first.
     chainlit_server.app.router.routes[0:0] = setup_routes(setup)
@@ -165,6 +178,8 @@ def main(argv: Sequence[str]) -> int:
         chainlit_server.get_html_template = not_built_page(missing)
     sign_in = chainlit_sign_in(chainlit_server._authenticate_user, config.code.header_auth_callback)
     chainlit_server.app.add_middleware(SignedInPage, sign_in=sign_in)
+    # Only the user's own window and browsers (and programs given the run's secret) get further.
+    chainlit_server.app.add_middleware(RunSecretGate, secret=secret)
     # The local user is signed in without a password, so only requests addressed to loopback are
     # served: a web page cannot reach the chat through DNS rebinding. (Added last: checked first.)
     chainlit_server.app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK_NAMES))

@@ -9,15 +9,16 @@ from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
 from desktop.probe import child_serves, pick_port
 from desktop.runrecord import RunRecord
+from desktop.runsecret import RunSecret
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, ServiceStatus, Supervisor
 
 SERVICE_NAME = "chat"
 
 
 def chat_spec(
-    settings: Settings, paths: AppPaths, port: int, env: Mapping[str, str] | None = None
+    settings: Settings, paths: AppPaths, port: int, secret: RunSecret, env: Mapping[str, str] | None = None
 ) -> ServiceSpec:
-    """The supervised chat server on 127.0.0.1:`port`."""
+    """The supervised chat server on 127.0.0.1:`port`, open to holders of the run's `secret`."""
     url = f"http://127.0.0.1:{port}"
     command = self_command(
         "chat-server",
@@ -31,24 +32,26 @@ def chat_spec(
         name=SERVICE_NAME,
         command=command,
         probe=lambda pid: child_serves(pid, f"{url}/health", timeout_s=3.0),
-        env={**(env or {}), SETTINGS_ENV: settings_to_env(settings)},
+        env={**(env or {}), **secret.env, SETTINGS_ENV: settings_to_env(settings)},
         start_timeout_s=60.0,
         stop_timeout_s=5.0,
     )
 
 
 class ChatServer:
-    """The chat server under its own supervisor; tells `say` its URL when it is up."""
+    """The chat server under its own supervisor; tells `say` a link to it when it is up."""
 
     def __init__(
         self,
         settings: Settings,
         paths: AppPaths,
+        secret: RunSecret,
         say: Callable[[str], None] | None = None,
         policy: RestartPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.paths = paths
+        self.secret = secret
         self.say = say or (lambda _: None)
         self.policy = policy or RestartPolicy(
             limit=settings.restart_limit, window_s=settings.restart_window_s
@@ -61,13 +64,17 @@ class ChatServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def link(self) -> str:
+        """A new one-time link that opens the chat in a browser of the user's."""
+        return self.secret.chat_link(self.url)
+
     def start(self, record: RunRecord | None = None) -> None:
         if self.supervisor is not None:
             return
         self.port = pick_port(self.settings.chat_port)
         env = record.child_env if record is not None else {}
         self.supervisor = Supervisor(
-            chat_spec(self.settings, self.paths, self.port, env),
+            chat_spec(self.settings, self.paths, self.port, self.secret, env),
             self.paths.log_dir,
             self.policy,
             on_change=self._report,
@@ -90,4 +97,5 @@ class ChatServer:
             return
         if line != self._last:
             self._last = line
-            self.say(line)
+            # Once up, a link that opens the chat (once) in a browser of the user's.
+            self.say(f"chat: {self.link()}" if status.state is ServiceState.RUNNING else line)

@@ -92,7 +92,8 @@ class ModelSetup:
             "model": self.settings.model,
             "catalog_reachable": status.catalog_reachable if status is not None else None,
             "download": download,
-            "downloads_allowed": self.settings.allow_download,
+            "downloads_allowed": self.settings.allow_download and not self.settings.offline,
+            "offline_mode": self.settings.offline,
             "progress": status.progress if status is not None else None,
         }
 
@@ -125,6 +126,10 @@ class ModelSetup:
     def download(self) -> dict[str, Any]:
         """Start the download the runtime offers; the state then shows its progress."""
         self._require_hosted()
+        if self.settings.offline:
+            raise SetupRefused(
+                "Offline mode is on: nothing is downloaded. Turn it off in the tray menu first.", 409
+            )
         if not self.settings.allow_download:
             raise SetupRefused("Downloads are turned off in settings (allow_download = false).", 409)
         status = self._live_status()

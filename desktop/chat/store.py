@@ -9,6 +9,11 @@ laptop). So a user's message opens a hold on its chat: writes wait until the ans
 words are on their way (`first_words_sent`), at most `HOLD_S`, then go in the order they came.
 Reads never wait. The hold is short: when a model takes longer than that to start, a few
 milliseconds do not matter, and the user's message must be stored in case the server dies.
+
+Writes also go one at a time (`execute_sql`). Each is a transaction on a connection of its own,
+and while the event loop is busy (twenty answers streaming on a 2-core laptop) one can hold
+SQLite's write lock for seconds; the others gave up after SQLite's 5 s and Chainlit only logged
+it: a user's message, or a whole chat, went missing from the history.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class ChatStore(SQLAlchemyDataLayer):
         """Chats whose answer has not sent its first words yet."""
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._writing = asyncio.Lock()
 
     def first_words_sent(self, thread_id: str) -> None:
         """The answer in `thread_id` has started (or will not): its chat's writes may go."""
@@ -53,6 +59,13 @@ class ChatStore(SQLAlchemyDataLayer):
             log.debug("no first words after %.2f s: the history is written without waiting", HOLD_S)
             self._starting.clear()
             self._quiet.set()
+
+    async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
+        """Run a query; writes wait for each other here rather than for SQLite's lock."""
+        if query.lstrip().upper().startswith("SELECT"):
+            return await super().execute_sql(query, parameters)
+        async with self._writing:
+            return await super().execute_sql(query, parameters)
 
     async def create_step(self, step_dict: Any) -> None:
         if step_dict.get("type") == "user_message" and step_dict.get("threadId"):

@@ -20,6 +20,9 @@ PER_MESSAGE_TOKENS = 4
 """Role markers and separators that each message adds in a chat template."""
 MIN_ANSWER_TOKENS = 16
 """Never ask for fewer tokens than this for an answer; trim the conversation instead."""
+MAX_MESSAGE_CHARS = 500_000
+"""The longest message the chat takes at all: about 125,000 tokens, more than a local model reads
+at once. The page keeps a longer one in its message box and says so (assets/app.mjs)."""
 
 _CONTEXT_ERROR = re.compile(r"context|too long|maximum.*tokens|exceed", re.IGNORECASE)
 _BUDGET = re.compile(r"\((\d+) input \+ (\d+) output\).*?context length of (\d+)", re.IGNORECASE | re.DOTALL)

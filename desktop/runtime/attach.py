@@ -14,6 +14,7 @@ import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.loopback import on_this_computer
 from desktop.probe import http_get_json
 
 _SERVICE_URL = re.compile(r"https?://(?:[a-zA-Z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3}):\d+")
@@ -23,9 +24,18 @@ class EndpointUnreachable(ConnectionError):
     """The endpoint did not answer like an OpenAI-compatible server; the message says what to do."""
 
 
-def list_endpoint_models(base_url: str, api_key: str, timeout_s: float = 10.0) -> list[str]:
-    """Ids of the models an OpenAI-compatible endpoint offers (`GET {base_url}/models`)."""
+def list_endpoint_models(
+    base_url: str, api_key: str, timeout_s: float = 10.0, *, offline: bool = False
+) -> list[str]:
+    """Ids of the models an OpenAI-compatible endpoint offers (`GET {base_url}/models`).
+
+    In offline mode an endpoint that is not on this computer is not asked at all."""
     url = base_url.rstrip("/") + "/models"
+    if offline and not on_this_computer(base_url):
+        raise EndpointUnreachable(
+            f"Offline mode is on, and {base_url} is not on this computer. Turn offline mode off to use "
+            "it, or unset BASE_URL to use the built-in runtime."
+        )
     try:
         data = http_get_json(url, timeout_s=timeout_s, headers={"Authorization": f"Bearer {api_key}"})
     except urllib.error.HTTPError as error:

@@ -7,9 +7,14 @@ POST /models/select   {"model": alias-id-or-folder} -> 202 and the switch runs (
                       that is not downloaded is downloaded); 404 if unknown, 422 if unusable
 POST /catalog/retry   {} -> 202: with no model served, the catalog is asked again (back online?)
                       and the host's model looked for again
+POST /offline-catalog/asset-gallery/v1.0/models
+                      404: the runtime's catalog in offline mode, which has no models (the
+                      runtime then reads what is on disk at once, with no retries)
 
-Only requests addressed to a loopback host name are served (no DNS rebinding), and a POST must be
-JSON (a web page cannot send that cross-origin without a CORS preflight, which is never granted).
+Only requests addressed to a loopback host name are served (no DNS rebinding); every route but
+/health needs the run's secret (`Authorization: Bearer`, see `runsecret`): another program or
+account on the machine gets 401. A POST must be JSON (a web page cannot send that cross-origin
+without a CORS preflight, which is never granted).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from desktop.loopback import addressed_to_loopback
+from desktop.runsecret import RunSecret
+
+OFFLINE_CATALOG = "/offline-catalog/asset-gallery/v1.0/models"
+"""The catalog URL path the runtime asks in offline mode (it must end in /asset-gallery/v1.0/models)."""
 
 
 class ModelNotFound(LookupError):
@@ -50,15 +59,15 @@ class Controllable(Protocol):
     def retry_catalog(self) -> None: ...
 
 
-def serve_control(host: Controllable, port: int = 0) -> ThreadingHTTPServer:
+def serve_control(host: Controllable, secret: RunSecret, port: int = 0) -> ThreadingHTTPServer:
     """Start the control API on 127.0.0.1:`port` in a daemon thread; returns the server."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(host))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(host, secret))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="control-api", daemon=True).start()
     return server
 
 
-def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
+def _handler_for(host: Controllable, secret: RunSecret) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if not self._from_loopback_name():
@@ -66,6 +75,8 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
             if self.path == "/health":
                 ok = host.healthy()
                 self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, {"ok": ok})
+            elif not self._from_the_user():
+                return
             elif self.path == "/status":
                 self._reply(HTTPStatus.OK, host.status_json())
             elif self.path == "/models":
@@ -74,7 +85,10 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
         def do_POST(self) -> None:
-            if not self._from_loopback_name():
+            if self.path == OFFLINE_CATALOG:  # asked by the runtime itself, which has no secret
+                self._reply(HTTPStatus.NOT_FOUND, {"error": "offline mode: no catalog"})
+                return
+            if not (self._from_loopback_name() and self._from_the_user()):
                 return
             if self.path not in ("/models/select", "/catalog/retry"):
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
@@ -117,6 +131,12 @@ def _handler_for(host: Controllable) -> type[BaseHTTPRequestHandler]:
             if addressed_to_loopback(self.headers.get("Host")):
                 return True
             self._reply(HTTPStatus.FORBIDDEN, {"error": "only 127.0.0.1 / localhost is served"})
+            return False
+
+        def _from_the_user(self) -> bool:
+            if secret.accepts_authorization(self.headers.get("Authorization")):
+                return True
+            self._reply(HTTPStatus.UNAUTHORIZED, {"error": "send the run's secret (Authorization: Bearer)"})
             return False
 
         def _reply(self, status: HTTPStatus, body: Any) -> None:

@@ -30,7 +30,14 @@ import psutil
 
 from desktop import APP_NAME, compat
 from desktop.probe import http_ok
-from desktop.runtime.control import ModelNotFound, ModelUnusable, SwitchInProgress, serve_control
+from desktop.runsecret import SECRET_ENV, RunSecret
+from desktop.runtime.control import (
+    OFFLINE_CATALOG,
+    ModelNotFound,
+    ModelUnusable,
+    SwitchInProgress,
+    serve_control,
+)
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status, write_status
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,20 @@ class HostOptions:
     ask_before_download: bool = False
     """The model the host starts with is not downloaded by itself: it is offered (NO_MODEL with
     `download_alias`), and a select request (the user's choice) downloads it."""
+    offline: bool = False
+    """No network at all: nothing is downloaded, and the catalog is never asked (`catalog_off`)."""
+
+    @property
+    def catalog_off(self) -> str | None:
+        """Why the public catalog is never asked in this run, or None. It is needed only to
+        download; models downloaded before are found on the disk. The runtime's catalog is then
+        our control API's `OFFLINE_CATALOG`, which has no models: the runtime falls back to the
+        disk at once, with no network and no retries."""
+        if self.offline:
+            return "offline mode is on (--offline)"
+        if not self.allow_download:
+            return "downloads are off (allow_download = false)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,8 +121,9 @@ def byo_model_id(folder: Path) -> str:
 class RuntimeHost:
     """Owns the Foundry Local manager of this process and the one model being served."""
 
-    def __init__(self, options: HostOptions, stop: threading.Event) -> None:
+    def __init__(self, options: HostOptions, stop: threading.Event, secret: RunSecret) -> None:
         self.options = options
+        self.secret = secret
         self._stop = stop
         """Set when the host must exit; also cancels a download in progress."""
         self._status = RuntimeStatus(RuntimeState.STARTING, message="Starting the model runtime")
@@ -112,7 +134,8 @@ class RuntimeHost:
         self._initial = ""
         """The model the host started with; what a catalog retry looks for again."""
         self._catalog_known = threading.Event()
-        self._catalog_asked = threading.Lock()
+        """Set once the public catalog was asked in this start (for a model the user wants): then
+        the model list shows the catalog's downloaded models too, at no cost."""
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -141,7 +164,7 @@ class RuntimeHost:
     def run(self) -> int:
         """Serve until the stop event is set. Returns the process exit code."""
         self._initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
-        control = serve_control(self)
+        control = serve_control(self, self.secret)
         self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
         try:
             self._start_runtime()
@@ -186,7 +209,6 @@ class RuntimeHost:
         if manager is not None:
             manager.close()
         self._catalog_known = threading.Event()
-        self._catalog_asked = threading.Lock()
 
     def _start_runtime(self) -> None:
         """Start the runtime and its web service: on the pinned port, else on a free one.
@@ -216,6 +238,10 @@ class RuntimeHost:
     def _start_manager(self, port: int) -> None:
         from foundry_local_sdk import Configuration, FoundryLocalManager, LogLevel
 
+        catalogs: list[tuple[str, str | None]] | None = None
+        if self.options.catalog_off:  # the runtime's only catalog: ours, on loopback, with no models
+            with self._status_lock:
+                catalogs = [(f"{self._status.control_url}{OFFLINE_CATALOG}", None)]
         FoundryLocalManager.initialize(
             Configuration(
                 app_name=APP_NAME,
@@ -225,6 +251,7 @@ class RuntimeHost:
                 logs_dir=str(self.options.log_dir),
                 disable_nonessential_telemetry=True,
                 web=Configuration.WebService(urls=f"http://127.0.0.1:{port}"),
+                catalog_urls=catalogs,
             )
         )
         self._manager = FoundryLocalManager.instance
@@ -238,16 +265,12 @@ class RuntimeHost:
             service_url = self._status.service_url
         return service_url is None or http_ok(f"{service_url}/status", timeout_s=2.0)
 
-    def _learn_catalog(self) -> None:
-        """Fetch the public catalog once, off the request path: offline that costs seconds."""
-        self._manager.catalog.get_cached_models()
-        self._catalog_known.set()
-
     def list_models(self) -> list[dict[str, Any]]:
         """Registered models of your own, and catalog models already downloaded.
 
-        Never waits on the network: until the catalog has been fetched (or failed to be, when
-        offline), only the models of your own are listed.
+        Never asks the network: a list is not a reason to tell the outside what the user runs,
+        nor to wait seconds for a catalog offline. The downloaded catalog models are listed once
+        the catalog was asked for a model the user wanted, and in offline mode (from the disk).
         """
         if self._manager is None:
             return []
@@ -255,9 +278,8 @@ class RuntimeHost:
 
         current = self._current.model.id if self._current else None
         found: list[dict[str, Any]] = []
-        if self._catalog_asked.acquire(blocking=False):  # the first listing starts the fetch
-            threading.Thread(target=self._learn_catalog, name="catalog", daemon=True).start()
-        catalog = self._manager.catalog.get_cached_models() if self._catalog_known.is_set() else []
+        listed = self.options.catalog_off is not None or self._catalog_known.is_set()
+        catalog = self._manager.catalog.get_cached_models() if listed else []
         for local, models in (
             (True, self._manager.get_catalog(CatalogType.LOCAL).list_models()),
             (False, catalog),
@@ -366,12 +388,15 @@ class RuntimeHost:
         """Whether the catalog answered, and the configured model when it can be downloaded.
 
         The catalog is asked once per start: after a lookup of a catalog model this is instant;
-        after one of a folder it asks now (offline: seconds).
+        after one of a folder it asks now (offline: seconds). With `catalog_off` it is not asked.
         """
+        if self.options.catalog_off:
+            return {"catalog_reachable": False, "download_alias": None, "download_size_mb": None}
         catalog = self._manager.catalog
         wanted = self.options.model
         model = catalog.get_model_variant(wanted) if ":" in wanted else catalog.get_model(wanted)
         offered = model is not None and self.options.allow_download and not model.is_cached
+        self._catalog_known.set()
         return {
             "catalog_reachable": model is not None or self._catalog_answered(),
             "download_alias": model.alias if offered else None,
@@ -380,7 +405,11 @@ class RuntimeHost:
 
     def _catalog_answered(self) -> bool:
         """The public catalog lists models (offline it lists none, the second time at once)."""
-        return bool(self._manager.catalog.list_models())
+        if self.options.catalog_off:
+            return False
+        answered = bool(self._manager.catalog.list_models())
+        self._catalog_known.set()
+        return answered
 
     def _find(self, name: str) -> Candidate | None:
         from foundry_local_sdk import CatalogType, ModelInfoBuilder
@@ -399,18 +428,29 @@ class RuntimeHost:
                     model = local.register_model(model_path=folder, model_id=model_id, metadata=info)
                 return Candidate(model, local=True, registered=True)
             return Candidate(model, local=True)
-        for catalog, is_local in ((local, True), (self._manager.catalog, False)):
-            model = catalog.get_model_variant(name) if ":" in name else catalog.get_model(name)
-            if model is not None:
-                return Candidate(model, local=is_local)
+        model = local.get_model_variant(name) if ":" in name else local.get_model(name)
+        if model is not None:
+            return Candidate(model, local=True)
+        public = self._manager.catalog
+        model = public.get_model_variant(name) if ":" in name else public.get_model(name)
+        self._catalog_known.set()
+        if model is not None:
+            return Candidate(model, local=False)
         # Offline the catalog cannot answer; a model downloaded earlier must still be found.
-        for model in self._manager.catalog.get_cached_models():
+        for model in public.get_cached_models():
             if name in (model.alias, model.id):
                 return Candidate(model, local=False)
         return None
 
     def _not_found_message(self, name: str) -> str:
         """Why `name` cannot be served; front-end neutral (each front end says how to act)."""
+        off = self.options.catalog_off
+        if off:
+            then = " Or turn offline mode off to download it." if self.options.offline else ""
+            return (
+                f"No model available: {name!r} is not downloaded and not a model folder, and {off}, "
+                f"so the model catalog is not asked. Choose a model folder of your own.{then}"
+            )
         catalog = (
             "the model catalog has no model of that name"
             if self._catalog_answered()
@@ -421,8 +461,8 @@ class RuntimeHost:
     def _make_ready(self, candidate: Candidate, may_download: bool) -> None:
         model = candidate.model
         if not model.is_cached:
-            if not self.options.allow_download:
-                self._refuse(f"{model.alias} is not downloaded, and downloads are off (allow_download).")
+            if self.options.catalog_off:
+                self._refuse(f"{model.alias} is not downloaded, and {self.options.catalog_off}.")
                 return
             if not may_download:
                 self._no_model(f"No model available: {model.alias} is not downloaded yet.")
@@ -521,6 +561,7 @@ def parse_args(argv: Sequence[str]) -> HostOptions:
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--no-download", dest="allow_download", action="store_false")
     parser.add_argument("--ask-before-download", action="store_true")
+    parser.add_argument("--offline", action="store_true")
     parser.add_argument("--log-level", choices=sorted(SDK_LOG_LEVELS), default="info")
     args = parser.parse_args(argv)
     return HostOptions(**vars(args))
@@ -535,8 +576,12 @@ def main(argv: Sequence[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    secret = RunSecret.from_env(os.environ)
+    if secret is None:
+        print(f"{APP_NAME} runtime-host: no {SECRET_ENV}; start the app instead.", file=sys.stderr)
+        return 2
     compat.exit_with_parent(os.getppid(), stop.set)
-    host = RuntimeHost(options, stop)
+    host = RuntimeHost(options, stop, secret)
     try:
         return host.run()
     finally:

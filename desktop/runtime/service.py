@@ -13,6 +13,7 @@ from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
 from desktop.probe import http_get_json, http_ok, http_post_json
 from desktop.runrecord import RunRecord
+from desktop.runsecret import RunSecret
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor
 
@@ -24,6 +25,8 @@ SETTLED = frozenset({RuntimeState.READY, RuntimeState.NO_MODEL, RuntimeState.FAI
 def runtime_spec(
     settings: Settings,
     paths: AppPaths,
+    secret: RunSecret,
+    *,
     model_cache_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     ask_before_download: bool = False,
@@ -44,6 +47,8 @@ def runtime_spec(
         command += ["--model-path", str(settings.model_path)]
     if not settings.allow_download:
         command.append("--no-download")
+    if settings.offline:
+        command.append("--offline")
     if ask_before_download:
         command.append("--ask-before-download")
     command += ["--log-level", settings.log_level]
@@ -52,7 +57,7 @@ def runtime_spec(
         command=command,
         probe=lambda pid: host_answers(status_file, pid),
         # CI=true turns the runtime's telemetry upload off: a private app sends nothing out.
-        env={**(env or {}), "CI": "true"},
+        env={**(env or {}), **secret.env, "CI": "true"},
         start_timeout_s=30.0,
         stop_timeout_s=5.0,
     )
@@ -62,12 +67,21 @@ def supervise_runtime(
     settings: Settings,
     paths: AppPaths,
     record: RunRecord,
+    secret: RunSecret,
+    *,
     model_cache_dir: Path | None = None,
     ask_before_download: bool = False,
 ) -> Supervisor:
     """The runtime host under a supervisor, each of its processes kept in the run record."""
     return Supervisor(
-        runtime_spec(settings, paths, model_cache_dir, record.child_env, ask_before_download),
+        runtime_spec(
+            settings,
+            paths,
+            secret,
+            model_cache_dir=model_cache_dir,
+            env=record.child_env,
+            ask_before_download=ask_before_download,
+        ),
         paths.log_dir,
         RestartPolicy(limit=settings.restart_limit, window_s=settings.restart_window_s),
         on_spawn=record.add_child,
@@ -116,17 +130,19 @@ class RuntimeRequestError(RuntimeError):
 
 
 class RuntimeClient:
-    """Reads the published status and calls the host's control API."""
+    """Reads the published status and calls the host's control API (with the run's secret)."""
 
-    def __init__(self, status_file: Path) -> None:
+    def __init__(self, status_file: Path, secret: RunSecret) -> None:
         self.status_file = status_file
+        self.secret = secret
+        self._headers = {"Authorization": secret.authorization}
 
     def status(self) -> RuntimeStatus | None:
         return read_status(self.status_file)
 
     def models(self) -> list[ModelEntry]:
         try:
-            data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0)
+            data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0, headers=self._headers)
         except (OSError, ValueError) as error:
             raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
         return [ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"])) for m in data["data"]]
@@ -148,7 +164,7 @@ class RuntimeClient:
 
     def _post(self, route: str, body: dict[str, str]) -> None:
         try:
-            http_post_json(f"{self._control_url()}{route}", body, timeout_s=15.0)
+            http_post_json(f"{self._control_url()}{route}", body, timeout_s=15.0, headers=self._headers)
         except urllib.error.HTTPError as error:
             raise RuntimeRequestError(_error_message(error), error.code) from None
         except OSError as error:

@@ -18,6 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from desktop.chat.service import ChatServer
 from desktop.config import Settings
 from desktop.paths import AppPaths
+from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
 from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
@@ -44,18 +45,29 @@ class ChatStack:
     ) -> ChatStack:
         """`ask_before_download`: the runtime host as the desktop app starts it."""
         paths = AppPaths.under(root).create()
+        secret = RunSecret.create(paths.state_dir)
         settings = replace(settings, chat_port=free_port())
-        spec = runtime_spec(settings, paths, ask_before_download=ask_before_download)
+        spec = runtime_spec(settings, paths, secret, ask_before_download=ask_before_download)
         runtime = Supervisor(spec, paths.log_dir, FAST)
         if with_runtime:
             runtime.start()
-        chat = ChatServer(settings, paths, policy=FAST)
+        chat = ChatServer(settings, paths, secret, policy=FAST)
         chat.start()
-        return cls(paths, runtime, RuntimeClient(paths.runtime_status_file), chat)
+        return cls(paths, runtime, RuntimeClient(paths.runtime_status_file, secret), chat)
 
     @property
     def url(self) -> str:
+        """The chat's address: without the run's secret it opens nothing (see `link`)."""
         return self.chat.url
+
+    def link(self) -> str:
+        """A new one-time link that opens the chat in a browser, as the app's window gets it."""
+        return self.chat.link()
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """The header of a program that holds the run's secret."""
+        return {"Authorization": self.chat.secret.authorization}
 
     def ready(self, timeout_s: float = 60.0) -> RuntimeStatus:
         """Wait until both the chat server and the current runtime host are ready."""

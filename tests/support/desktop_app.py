@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from desktop.app import DesktopApp
 from desktop.config import load_settings
-from desktop.files import write_json_atomic
+from desktop.files import keep_new_files_private, write_json_atomic
 from desktop.paths import AppPaths
 
 
@@ -142,6 +142,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--control-file", type=Path, required=True)
     options = parser.parse_args()
+    keep_new_files_private()  # as `foundry-desk` does (cli.main)
     paths = AppPaths.from_environment(os.environ).create()
     loaded = load_settings(paths.settings_file, os.environ, {})
     logging.basicConfig(

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from desktop.runsecret import RunSecret
 from desktop.runtime.control import ModelNotFound, serve_control
 from desktop.runtime.status import RuntimeState, RuntimeStatus, write_status
 
@@ -24,7 +25,12 @@ class OfferingRuntime:
     """The host's side of the control API (`Controllable`), with a download on offer."""
 
     def __init__(
-        self, status_file: Path, alias: str = "phi-4-mini", size_mb: int | None = 2458, offer: bool = True
+        self,
+        status_file: Path,
+        secret: RunSecret,
+        alias: str = "phi-4-mini",
+        size_mb: int | None = 2458,
+        offer: bool = True,
     ) -> None:
         """`offer` False: the catalog answers, but there is nothing to download (downloads off)."""
         self.status_file = status_file
@@ -33,7 +39,7 @@ class OfferingRuntime:
         self.retries = 0
         self._finish = threading.Event()
         self._lock = threading.Lock()
-        self._server = serve_control(self)
+        self._server = serve_control(self, secret)
         self._status = RuntimeStatus(
             RuntimeState.NO_MODEL,
             message=f"No model available: {alias} is not downloaded yet.",

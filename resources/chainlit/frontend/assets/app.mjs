@@ -10,6 +10,8 @@ import { SetupView } from './setup.mjs';
 import { ThreadList } from './threads.mjs';
 
 const TITLE_CHARS = 80;
+const MAX_MESSAGE_CHARS = 500_000; // the longest message the chat takes (desktop/chat/trimming.py)
+const TOO_LONG = 'message-too-long'; // the id of the note that says a message was too long to send
 const NARROW = window.matchMedia('(max-width: 760px)');
 
 function element(id) {
@@ -159,12 +161,34 @@ class ChatPage {
     const text = this.input.value.trim();
     const session = this.session;
     if (!text || !session?.connected || session.running) return;
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.refuseTooLong(text.length);
+      return;
+    }
+    this.conversation.remove(TOO_LONG);
     if (this.conversation.empty) this.title.textContent = shortTitle(text);
     this.conversation.put(session.send(text));
     this.conversation.scrollToEnd();
     this.input.value = '';
     this.input.style.height = ''; // empty: its one line, without measuring (no layout on send)
     this.updateComposer();
+  }
+
+  /** A message longer than the chat takes is not sent: it stays in the message box, and the
+   * conversation says why. */
+  refuseTooLong(length) {
+    const count = (n) => n.toLocaleString('en-US');
+    this.conversation.remove(TOO_LONG);
+    this.conversation.put({
+      id: TOO_LONG,
+      type: 'assistant_message',
+      isError: true,
+      createdAt: new Date().toISOString(),
+      output:
+        `Not sent: your message is ${count(length)} characters long, and the chat takes at most ` +
+        `${count(MAX_MESSAGE_CHARS)}. It is still in the message box: shorten it, or send it in parts.`,
+    });
+    this.conversation.scrollToEnd();
   }
 
   updateComposer() {

@@ -135,6 +135,12 @@ export class SetupView {
       const what = size ? `${alias} (${size})` : alias;
       return `Download ${what} from the Foundry Local catalog, or choose a model folder of your own.`;
     }
+    if (state.offline_mode) {
+      return (
+        `Offline mode is on, so ${state.model} can't be downloaded. Choose a model folder of your own, ` +
+        'or turn Offline mode off in the Foundry Desk tray menu.'
+      );
+    }
     if (!state.downloads_allowed) {
       return (
         `Downloads are turned off in settings, so ${state.model} can't be downloaded. ` +
