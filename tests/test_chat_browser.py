@@ -405,8 +405,11 @@ def remote() -> Iterator[RemoteStandIn]:
         yield standin
 
 
-def routed_stack(root: Path, remote: RemoteStandIn, routing: str, model_path: Path | None) -> ChatStack:
+def routed_stack(
+    root: Path, remote: RemoteStandIn, routing: str, model_path: Path | None, offline: bool = False
+) -> ChatStack:
     settings = Settings(
+        offline=offline,
         model="no-such-model",
         model_path=model_path,
         allow_download=False,
@@ -419,12 +422,16 @@ def routed_stack(root: Path, remote: RemoteStandIn, routing: str, model_path: Pa
     return ChatStack.start(root, settings)
 
 
-def test_local_only_never_contacts_the_remote_endpoint(
-    tmp_path: Path, remote: RemoteStandIn, tiny_models: TinyModels, page: Page
+@pytest.mark.parametrize(
+    ("routing", "offline"), [("local-only", False), ("local-first", True)], ids=["local-only", "offline"]
+)
+def test_local_only_and_offline_never_contact_the_remote_endpoint(
+    tmp_path: Path, remote: RemoteStandIn, tiny_models: TinyModels, page: Page, *, routing: str, offline: bool
 ) -> None:
-    """Not even for a prompt the local model cannot take (local-first would ask the remote one)."""
+    """Not even for a prompt the local model cannot take (local-first would ask the remote one,
+    but not in offline mode)."""
     remote.requests.clear()
-    stack = routed_stack(tmp_path / "app", remote, "local-only", model_path=tiny_models.alpha)
+    stack = routed_stack(tmp_path / "app", remote, routing, model_path=tiny_models.alpha, offline=offline)
     try:
         stack.ready()
         open_chat(page, stack.link())

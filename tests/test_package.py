@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from PIL import Image
@@ -204,12 +205,14 @@ def test_installed_headless_serves_the_model_and_the_chat(
     )  # fmt: skip
     try:
         base_url, model = app.endpoint()
-        app.wait_for_line(rf"chat: http://127\.0\.0\.1:{chat_port}")
+        link = app.wait_for_line(rf"chat: (http://127\.0\.0\.1:{chat_port}/\?token=\S+)").group(1)
         assert completion(base_url, model) == ALPHA_ANSWER
-        status, kind, page = get(f"http://127.0.0.1:{chat_port}/")
-        assert status == 200 and kind.startswith("text/html") and b"assets/app.mjs" in page
-        _, _, handshake = get(f"http://127.0.0.1:{chat_port}/ws/socket.io/?EIO=4&transport=polling")
-        assert handshake.startswith(b"0{") and b'"sid"' in handshake
+        with httpx.Client(follow_redirects=True, timeout=10) as browser:  # a browser given the link
+            page = browser.get(link)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert "assets/app.mjs" in page.text
+            handshake = browser.get(f"http://127.0.0.1:{chat_port}/ws/socket.io/?EIO=4&transport=polling")
+            assert handshake.text.startswith("0{") and '"sid"' in handshake.text
         # the app and its children (runtime host, chat server) all run from the bundle
         children = psutil.Process(app.process.pid).children(recursive=True)
         assert len(children) >= 2
