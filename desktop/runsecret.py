@@ -20,7 +20,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.files import write_text_atomic
@@ -41,7 +41,8 @@ class LinkToken:
 
 @dataclass(frozen=True)
 class RunSecret:
-    value: str
+    value: str = field(repr=False)
+    """Never in a log: a repr shows `RunSecret()`."""
 
     @classmethod
     def new(cls) -> RunSecret:
@@ -53,8 +54,8 @@ class RunSecret:
         return cls.new().save(state_dir)
 
     def save(self, state_dir: Path) -> RunSecret:
-        """Write the secret for the user's tools and `--status` (0600, by `mkstemp`); only once this
-        run owns the state folder (a second launch must not replace the first one's)."""
+        """Write the secret for the user's tools (0600, by `mkstemp`); only once this run owns the
+        state folder (a second launch must not replace the first one's)."""
         write_text_atomic(state_dir / FILE_NAME, self.value)
         return self
 

@@ -11,6 +11,7 @@ changed at most once a frame, and loads nothing but its own files (85 kB instead
 
 Beside Chainlit's routes the server answers the page's setup view (`setup_api`: the first run,
 when the runtime has no model), ahead of Chainlit's route that serves the page at any path.
+Every request shows the run's secret first (`gate`), which the app gives in the environment.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def frontend_dir() -> Path:
 
 def prepare_app_root(app_root: Path, port: int) -> None:
     """Write Chainlit's config, chainlit.md and the page's icon from resources/ into `app_root`,
-    with our page as Chainlit's frontend; only pages from the chat's own address may talk to it
-    (CORS, socket origins)."""
+    with our page as Chainlit's frontend; only pages from the chat's own address may call it
+    (CORS). Chainlit's socket does not check origins: there the gate's SameSite=Strict cookie,
+    which no other site's page sends, keeps them out."""
     source = resource_root() / "resources" / "chainlit"
     (app_root / ".chainlit").mkdir(parents=True, exist_ok=True)
     origins = json.dumps([f"http://127.0.0.1:{port}", f"http://localhost:{port}"])

@@ -5,7 +5,8 @@ its /login page and loaded twice: about 1.4 s of blank window at the app's first
 would need one more round trip before it could connect). This middleware adds the sign-in
 cookie to the page itself when the browser has none, made by Chainlit's own sign-in (the user is
 stored, the token is Chainlit's), so the page starts signed in; it signs in again by itself only
-if the cookie is gone. Only the chat server imports this module.
+if the cookie is gone. Only requests that passed the run's secret gate (`gate`) get this far.
+Only the chat server imports this module.
 """
 
 from __future__ import annotations
