@@ -8,8 +8,9 @@ POST /models/select   {"model": alias-id-or-folder} -> 202 and the switch runs (
 POST /catalog/retry   {} -> 202: with no model served, the catalog is asked again (back online?)
                       and the host's model looked for again
 POST /offline-catalog/asset-gallery/v1.0/models
-                      404: the runtime's catalog in offline mode, which has no models (the
-                      runtime then reads what is on disk at once, with no retries)
+                      404: the runtime's catalog when it must not ask the public one (offline
+                      mode, downloads off): no models, so the runtime reads what is on its disk
+                      at once, with no network and no retries
 
 Only requests addressed to a loopback host name are served (no DNS rebinding); every route but
 /health needs the run's secret (`Authorization: Bearer`, see `runsecret`): another program or
@@ -30,7 +31,7 @@ from desktop.loopback import addressed_to_loopback
 from desktop.runsecret import RunSecret
 
 OFFLINE_CATALOG = "/offline-catalog/asset-gallery/v1.0/models"
-"""The catalog URL path the runtime asks in offline mode (it must end in /asset-gallery/v1.0/models)."""
+"""The catalog the runtime asks when the public one is off (the path must end as a catalog's does)."""
 
 
 class ModelNotFound(LookupError):
