@@ -25,14 +25,18 @@ def keep_new_files_private() -> None:
 
 
 def make_private(folder: Path) -> None:
-    """Create `folder` (0700), and take group and others' access away from it and from all in it:
-    an older version left its files 0644 and its folders 0755. Links are not followed."""
+    """Create `folder` (0700), the user's alone with all in it. An older version left its folders
+    0755 and its files 0644: such a folder is walked, and group and others' access is taken away
+    from all in it, the folder itself last. A folder that is private already was created or fixed
+    so (and all made in it since is private by the umask): it is not walked again at every start
+    (a model cache holds many files). Links are not followed."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.name != "posix":
+    if os.name != "posix" or not folder.stat().st_mode & GROUP_AND_OTHERS:
         return
-    for root, folders, files in os.walk(folder):
-        for path in (Path(root), *(Path(root, name) for name in (*folders, *files))):
-            _take_away_group_and_others(path)
+    for root, folders, files in os.walk(folder, topdown=False):
+        for name in (*folders, *files):
+            _take_away_group_and_others(Path(root, name))
+    _take_away_group_and_others(folder)
 
 
 def _take_away_group_and_others(path: Path) -> None:

@@ -1,8 +1,8 @@
 """The run's secret: what proves that a caller is the user's own window, browser or tool.
 
 Every start of the app makes a new one. It is written to `run-secret` in the state folder (0600:
-the user's alone, for `--status` and the user's tools) and given to the app's children in their
-environment (which only the same user can read). It opens:
+the user's alone, for the user's tools) and given to the app's children in their environment
+(which only the same user can read). It opens:
 
 - the chat, in a browser: a link carries a one-time token signed with the secret
   (`link_token`), which the chat server exchanges for an HttpOnly cookie (`session_cookie`);
@@ -15,6 +15,7 @@ cookie or a token is worth nothing after the run that made it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -84,7 +85,7 @@ class RunSecret:
         """The environment that hands the secret to a child process."""
         return {SECRET_ENV: self.value}
 
-    @property
+    @functools.cached_property
     def authorization(self) -> str:
         """The Authorization header value of a program that holds the secret."""
         return f"Bearer {self.value}"
@@ -92,17 +93,18 @@ class RunSecret:
     def accepts_authorization(self, header: str | None) -> bool:
         return hmac.compare_digest((header or "").encode(), self.authorization.encode())
 
-    @property
+    @functools.cached_property
     def session_cookie(self) -> str:
-        """The value of the chat's session cookie in this run."""
+        """The value of the chat's session cookie in this run (computed once: every request of
+        the chat's compares with it)."""
         return self._sign("session")
 
     def accepts_cookie(self, value: str | None) -> bool:
         return hmac.compare_digest((value or "").encode(), self.session_cookie.encode())
 
-    def link_token(self, now: float | None = None) -> str:
+    def link_token(self) -> str:
         """A new one-time token for a chat link: `<issued ms>.<nonce>.<signature>`."""
-        payload = f"{int((time.time() if now is None else now) * 1000)}.{secrets.token_urlsafe(12)}"
+        payload = f"{int(time.time() * 1000)}.{secrets.token_urlsafe(12)}"
         return f"{payload}.{self._sign(payload)}"
 
     def check_link_token(self, token: str) -> LinkToken | None:
@@ -115,9 +117,9 @@ class RunSecret:
             return None
         return LinkToken(int(issued) / 1000, nonce)
 
-    def chat_link(self, base_url: str, path: str = "/") -> str:
+    def chat_link(self, base_url: str) -> str:
         """A URL that opens the chat in any browser of the user's, once."""
-        return f"{base_url}{path}?{TOKEN_PARAM}={self.link_token()}"
+        return f"{base_url}/?{TOKEN_PARAM}={self.link_token()}"
 
     def _sign(self, message: str) -> str:
         digest = hmac.new(self.value.encode(), message.encode(), hashlib.sha256).digest()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from desktop.paths import AppPaths
+from tests.support.webgpu_browser import CHROMIUM, launch
 from tests.tinymodel import build_model
 
 SUPPORT = Path(__file__).parent / "support"
@@ -44,6 +46,18 @@ def not_private(root: Path) -> list[str]:
 @pytest.fixture
 def app_paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "app").create()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright (never a browser of Playwright's own), offline; one
+    per test module. Skips where Chromium is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs Chromium at {CHROMIUM}")
+    with sync_playwright() as driver:
+        browser = launch(driver)
+        yield browser
+        browser.close()
 
 
 @contextlib.contextmanager

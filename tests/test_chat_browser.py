@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from desktop.chat.gate import COOKIE_NAME
 from desktop.config import Settings
@@ -37,24 +37,11 @@ from tests.support.chat_browser import (
     wait_idle,
 )
 from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
-from tests.support.webgpu_browser import CHROMIUM, launch
+from tests.support.webgpu_browser import CHROMIUM
 from tests.tinymodel import build_model
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
 ENDLESS_ANSWER = "and on"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
 
 
 MARKDOWN_ANSWER = (

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from desktop.chat.server import MAX_SOCKET_MESSAGE
 from desktop.chat.trimming import MAX_MESSAGE_CHARS
@@ -36,7 +36,7 @@ from tests.support.chat_browser import (
     wait_for_answer,
     wait_idle,
 )
-from tests.support.webgpu_browser import CHROMIUM, launch
+from tests.support.webgpu_browser import CHROMIUM
 from tests.tinymodel import build_model
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
@@ -54,19 +54,6 @@ def no_leftover_processes() -> Iterator[None]:
     its end (conftest's `no_leftover_children`, for the module's shared stack and browser)."""
     with nothing_left_behind(timeout_s=10):
         yield
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from desktop.paths import AppPaths
 from desktop.runsecret import RunSecret
@@ -27,7 +27,6 @@ from desktop.runtime.status import RuntimeState
 from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
 from tests.support.chat_browser import logged_page, open_chat, send, wait_for_answer
 from tests.support.headless_app import FROM_SOURCE, Headless
-from tests.support.webgpu_browser import CHROMIUM, launch
 
 pytestmark = pytest.mark.skipif(
     shutil.which("strace") is None, reason="needs strace (apt-get install strace)"
@@ -88,16 +87,6 @@ class TracedHeadless(Headless):
         _, alive = psutil.wait_procs(tree, timeout=5)
         assert not alive, f"left running after the app quit: {alive}"
         return code
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"needs Chromium at {CHROMIUM}")
-    with sync_playwright() as driver:
-        browser = launch(driver)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from desktop.config import Settings, load_settings
 from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
 from tests.support.chat_browser import ChatStack, logged_page, open_chat, send, wait_for_answer
 from tests.support.runtime_standin import PROGRESS, OfferingRuntime
-from tests.support.webgpu_browser import CHROMIUM, launch
+from tests.support.webgpu_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
 OFFLINE = (
@@ -24,15 +24,6 @@ OFFLINE = (
     "or connect to the internet and press Try again."
 )
 SETUP_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    driver: Playwright
-    with sync_playwright() as driver:
-        browser = launch(driver)
-        yield browser
-        browser.close()
 
 
 def ours() -> set[psutil.Process]:
