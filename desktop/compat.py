@@ -62,13 +62,19 @@ def restore_library_path(environ: MutableMapping[str, str], frozen: bool) -> Non
         environ["LD_LIBRARY_PATH"] = original
 
 
+def claim_port(sock: socket.socket) -> None:
+    """Before binding a server's socket: a port in use stays refused, and one whose connections
+    are still closing does not count as in use."""
+    if IS_WINDOWS:  # there SO_REUSEADDR would allow stealing a port in use
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
+    else:  # as servers do: connections still closing on the port do not make it busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 def can_listen(port: int, host: str = "127.0.0.1") -> bool:
     """True when a server could listen on host:port now (nothing else holds it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if IS_WINDOWS:  # there SO_REUSEADDR would allow stealing a port in use
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
-        else:  # as servers do: connections still closing on the port do not make it busy
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        claim_port(sock)
         try:
             sock.bind((host, port))
         except OSError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,15 +14,18 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from desktop.config import Settings
 from desktop.paths import AppPaths
 from desktop.probe import http_ok
 from desktop.runsecret import RunSecret
+from desktop.runtime.front import answer_room, with_answer_room
 from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
 from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
 from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
+from tests.tinymodel import build_model
 
 
 @dataclass
@@ -120,6 +124,51 @@ def test_bad_requests_get_clear_errors_and_the_host_stays_healthy(runtime: Runti
     assert chat(client, status.model_id or "") == ALPHA_ANSWER
     assert runtime.supervisor.status.state is ServiceState.RUNNING
     assert runtime.supervisor.status.restarts == 0
+
+
+def test_a_client_that_names_no_answer_length_gets_an_answer_from_a_small_context_model(
+    runtime_factory: StartRuntime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Open WebUI, curl and many tools send no max_tokens. The runtime then keeps 2048 tokens for
+    the answer whatever the model, and refused a model with a 1024-token context (HTTP 400,
+    "request requires 2059 total tokens")."""
+    small = build_model(tmp_path_factory.mktemp("small") / "small", ALPHA_ANSWER, context_length=1024)
+    runtime = runtime_factory(Settings(model_path=small, runtime_port=free_port()))
+    model = runtime.ready().model_id or ""
+    client = runtime.openai()
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi there"}]
+
+    reply = client.chat.completions.create(model=model, messages=question)
+    assert reply.choices[0].message.content == ALPHA_ANSWER
+    stream = client.chat.completions.create(model=model, messages=question, stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == ALPHA_ANSWER
+    assert client.responses.create(model=model, input="Hi there").output_text == ALPHA_ANSWER
+    # The runtime's own "stop serving" route, which any web page could post to, is not passed on.
+    shutdown = urllib.request.Request(f"{runtime.ready().service_url}/shutdown", data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(shutdown, timeout=5)
+    assert refused.value.code == 403
+    refused.value.close()
+    assert client.chat.completions.create(model=model, messages=question).choices[0].message.content
+    runtime.supervisor.stop()
+
+
+def test_only_a_request_naming_no_answer_length_for_a_small_model_is_changed() -> None:
+    """Everything else reaches the runtime byte for byte."""
+    room = {"small-generic-cpu:1": answer_room(1024)}.get
+    ask = b'{"model": "small-generic-cpu:1", "messages": [{"role": "user", "content": "Hi"}]}'
+    assert json.loads(with_answer_room("/catalogs/local/v1/chat/completions", ask, room))["max_tokens"] == 512
+    assert json.loads(with_answer_room("/v1/responses", ask, room))["max_output_tokens"] == 512
+    kept = [
+        ("/v1/chat/completions", b'{"model": "small-generic-cpu:1", "max_tokens": 32}'),
+        ("/v1/chat/completions", b'{"model": "small-generic-cpu:1", "max_completion_tokens": 32}'),
+        ("/v1/chat/completions", b'{"model": "big-generic-cpu:1", "messages": []}'),
+        ("/v1/embeddings", ask),
+        ("/v1/chat/completions", b"not json"),
+    ]
+    for path, body in kept:
+        assert with_answer_room(path, body, room) is body
+    assert (answer_room(4095), answer_room(4096), answer_room(None)) == (2047, None, None)
 
 
 def test_switching_models(runtime: Runtime, tiny_models: TinyModels) -> None:

@@ -1,10 +1,11 @@
 """The runtime host: a child process that runs Foundry Local in-process and serves one model.
 
-It binds the runtime's OpenAI-compatible web service to 127.0.0.1 on the pinned port (or a free
-one when that is busy; it never touches a server it did not start), makes a model ready (your own
-model folder, a registered or cached model, or a catalog download with progress), and publishes
-every step to the status file and its control API. It exits when asked (SIGTERM/SIGINT) or when
-the app that started it is gone.
+It serves the model endpoint on 127.0.0.1 on the pinned port (or a free one when that is busy; it
+never touches a server it did not start): the runtime's OpenAI-compatible web service, behind a
+thin front that gives a request naming no answer length one that fits the model (see `front`).
+It makes a model ready (your own model folder, a registered or cached model, or a catalog
+download with progress), and publishes every step to the status file and its control API. It
+exits when asked (SIGTERM/SIGINT) or when the app that started it is gone.
 
 With no model it stays up (NO_MODEL) and says whether the catalog answered and which model it
 could download: the desktop app asks the user first (`--ask-before-download`), then a select
@@ -21,15 +22,18 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
 from desktop import APP_NAME, compat
-from desktop.probe import http_ok
+from desktop.probe import http_ok, in_use_note
 from desktop.runsecret import SECRET_ENV, RunSecret
 from desktop.runtime.control import (
     OFFLINE_CATALOG,
@@ -38,12 +42,16 @@ from desktop.runtime.control import (
     SwitchInProgress,
     serve_control,
 )
+from desktop.runtime.front import Upstream, answer_room, serve_front
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status, write_status
 
 log = logging.getLogger(__name__)
 
 SDK_LOG_LEVELS = {"debug": "Debug", "info": "Information", "warning": "Warning", "error": "Error"}
 """Our log levels, as the names of the SDK's LogLevel values."""
+UNLOAD_WAIT_S = 5.0
+"""How long a switch waits for the runtime to let go of the previous model: it ends an answer's
+session a moment after its client hangs up (Stop, then another model at once)."""
 SWITCH_ENDING_S = 1.0
 """How long a request waits for a switch that is under way: one that has just published its
 result is about to end, and the request should not be refused for that; a download or a load
@@ -94,6 +102,20 @@ class Candidate:
     """A model folder registered by this request: forgotten again if it does not load."""
 
 
+def unload(model: Any) -> None:
+    """Unload `model`, waiting up to `UNLOAD_WAIT_S` for a session of it that is ending (the
+    runtime refuses while "1 session(s) still using it")."""
+    deadline = time.monotonic() + UNLOAD_WAIT_S
+    while True:
+        try:
+            model.unload()
+            return
+        except Exception as error:
+            if "still using" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def describe_device(model: Any) -> str:
     """Which device runs `model`: as the catalog states it, else as its genai_config asks.
 
@@ -130,6 +152,8 @@ class RuntimeHost:
         self._status_lock = threading.Lock()
         self._switch_lock = threading.Lock()
         self._manager: Any = None
+        self._upstream = Upstream()
+        """Where the runtime's web service listens (a free port; the front is the endpoint)."""
         self._current: Candidate | None = None
         self._initial = ""
         """The model the host started with; what a catalog retry looks for again."""
@@ -164,19 +188,24 @@ class RuntimeHost:
     def run(self) -> int:
         """Serve until the stop event is set. Returns the process exit code."""
         self._initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
-        control = serve_control(self, self.secret)
-        self.publish(control_url=f"http://127.0.0.1:{control.server_address[1]}")
+        servers = [serve_control(self, self.secret)]
+        self.publish(control_url=f"http://127.0.0.1:{servers[0].server_address[1]}")
         try:
+            servers.append(self._serve_front())
             self._start_runtime()
+            self._publish_endpoint(servers[-1])
         except Exception as error:
             self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
-            control.shutdown()
             return 1
-        # Off the main thread, so a stop request is seen at once even during a long download.
-        threading.Thread(target=self._activate, args=(self._initial,), name="activate", daemon=True).start()
-        self._stop.wait()
-        control.shutdown()
-        return 0
+        else:
+            # Off the main thread, so a stop request is seen at once even during a long download.
+            activate = threading.Thread(target=self._activate, args=(self._initial,), daemon=True)
+            activate.start()
+            self._stop.wait()
+            return 0
+        finally:
+            for server in servers:
+                server.shutdown()
 
     def _model_to_resume(self) -> str | None:
         """The model a crashed predecessor was serving: after a crash the user gets it back.
@@ -195,6 +224,7 @@ class RuntimeHost:
         quitting must not, so past `timeout_s` the process exits without waiting.
         """
         manager, self._manager = self._manager, None
+        self._upstream.set(None)
         closer = threading.Thread(target=manager.close if manager else lambda: None, daemon=True)
         closer.start()
         closer.join(timeout_s)
@@ -206,36 +236,49 @@ class RuntimeHost:
     def _close_manager(self) -> None:
         """Close the runtime to start it afresh: what it learnt of the catalog goes with it."""
         manager, self._manager = self._manager, None
+        self._upstream.set(None)
         if manager is not None:
             manager.close()
         self._catalog_known = threading.Event()
 
-    def _start_runtime(self) -> None:
-        """Start the runtime and its web service: on the pinned port, else on a free one.
+    def _serve_front(self) -> ThreadingHTTPServer:
+        """The model endpoint's front: on the pinned port, else on a free one.
 
         Binding is the only reliable test of a port (a check beforehand races, and what a
-        "busy" port is differs by platform), so a failure on the pinned port means: start
-        again on a port the system picks. Whatever holds the pinned port is left alone.
+        "busy" port is differs by platform), so a failure on the pinned port means: listen on a
+        port the system picks. Whatever holds the pinned port is left alone.
         """
-        from foundry_local_sdk import FoundryLocalException
-
-        for folder in (self.options.model_cache_dir, self.options.data_dir, self.options.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        note = ""
         try:
-            self._start_manager(self.options.port)
-        except FoundryLocalException as error:
+            return serve_front(self.options.port, self._upstream, self._answer_room)
+        except OSError as error:
             if not self.options.port:
                 raise
             log.warning("cannot listen on port %d (%s); using a free port", self.options.port, error)
-            if self._manager is not None:
-                self._manager.close()
-            self._start_manager(0)
-            note = f" (port {self.options.port} is in use)"
-        service_url = self._manager.urls[0].rstrip("/")
+            return serve_front(0, self._upstream, self._answer_room)
+
+    def _publish_endpoint(self, front: ThreadingHTTPServer) -> None:
+        """Publish the endpoint once the runtime behind the front runs: health checks it from then on."""
+        port = int(front.server_address[1])
+        service_url = f"http://127.0.0.1:{port}"
+        note = in_use_note(self.options.port, port)
         self.publish(service_url=service_url, message=f"Model runtime listening on {service_url}{note}")
 
-    def _start_manager(self, port: int) -> None:
+    def _answer_room(self, model_id: str) -> int | None:
+        """The answer length the front fills in for `model_id`: known for the model served."""
+        current = self._current
+        if current is None or current.model.id != model_id:
+            return None
+        return answer_room(current.model.context_length)
+
+    def _start_runtime(self) -> None:
+        """Start the runtime and its web service, on a free port behind the front."""
+        for folder in (self.options.model_cache_dir, self.options.data_dir, self.options.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._start_manager()
+        url = urlsplit(self._manager.urls[0])
+        self._upstream.set((url.hostname or "127.0.0.1", url.port or 80))
+
+    def _start_manager(self) -> None:
         from foundry_local_sdk import Configuration, FoundryLocalManager, LogLevel
 
         catalogs: list[tuple[str, str | None]] | None = None
@@ -250,7 +293,7 @@ class RuntimeHost:
                 model_cache_dir=str(self.options.model_cache_dir),
                 logs_dir=str(self.options.log_dir),
                 disable_nonessential_telemetry=True,
-                web=Configuration.WebService(urls=f"http://127.0.0.1:{port}"),
+                web=Configuration.WebService(urls="http://127.0.0.1:0"),
                 catalog_urls=catalogs,
             )
         )
@@ -260,7 +303,8 @@ class RuntimeHost:
     # -- health and models ----------------------------------------------------------------------
 
     def healthy(self) -> bool:
-        """The control API answers (we are here) and so does the runtime's own web service."""
+        """The control API answers (we are here) and so does the model endpoint: the front and the
+        runtime's web service behind it (a restart on purpose is waited for, see `front.Upstream`)."""
         with self._status_lock:
             service_url = self._status.service_url
         return service_url is None or http_ok(f"{service_url}/status", timeout_s=2.0)
@@ -473,7 +517,7 @@ class RuntimeHost:
         previous, self._current = self._current, None
         try:
             if previous is not None:
-                previous.model.unload()  # first, so two big models never share the memory
+                unload(previous.model)  # first, so two big models never share the memory
             model.load()
         except Exception as error:
             if candidate.registered:  # a folder that does not load is not offered again

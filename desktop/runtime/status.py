@@ -43,7 +43,8 @@ class RuntimeStatus:
     device: str | None = None
     """Where the model runs, e.g. "CPU" or "GPU via CUDAExecutionProvider"."""
     service_url: str | None = None
-    """Root URL of the runtime's web service (its real port)."""
+    """Root URL of the model endpoint on its real port: the runtime's web service, behind the
+    host's front (`front`)."""
     control_url: str | None = None
     """The host's own routes: /health, /status, /models, /models/select, /catalog/retry."""
     catalog_reachable: bool | None = None
