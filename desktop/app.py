@@ -30,7 +30,7 @@ from desktop import APP_NAME, autostart, compat, instance
 from desktop.config import Settings, SettingsError, save_setting
 from desktop.loopback import on_this_computer
 from desktop.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
-from desktop.openwebui.service import Endpoint, OpenWebUI, OpenWebUIState, OpenWebUIStatus
+from desktop.openwebui.service import Endpoint, OpenWebUI, OpenWebUIState, OpenWebUIStatus, clean_up_after
 from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
 from desktop.runrecord import AlreadyRunning, RunRecord
@@ -120,7 +120,7 @@ class DesktopApp:
         """Opens the chat and the runtime's control API to this run's window, browsers and tray."""
         self.client = RuntimeClient(paths.runtime_status_file, self.secret)
         self.autostart = autostart.for_this_platform()
-        self.open_webui = OpenWebUI(settings, paths)
+        self.open_webui = OpenWebUI(settings, paths, secret=self.secret, record=self.record)
         self.tray: Tray | None = None
         self.tray_problem = ""
         self.runtime: Supervisor | None = None
@@ -163,6 +163,8 @@ class DesktopApp:
             return 1
         if leftovers:
             log.warning("stopped %d process(es) left by a run that crashed", len(leftovers.pids))
+            for line in clean_up_after(leftovers.services):
+                log.warning("%s", line)
         self.secret.save(self.paths.state_dir)
         self.lock.serve({"show": self.open_chat, "quit": self.quit})
         backend, self.tray_problem = compat.tray_backend(os.environ)
@@ -428,7 +430,8 @@ class DesktopApp:
         )
 
     def can_stop_open_webui(self) -> bool:
-        return self._webui.state in (OpenWebUIState.RUNNING, OpenWebUIState.STARTING)
+        running = (OpenWebUIState.RUNNING, OpenWebUIState.STARTING, OpenWebUIState.RESTARTING)
+        return self._webui.state in running
 
     def can_open_open_webui(self) -> bool:
         return self._webui.state is OpenWebUIState.RUNNING
@@ -445,7 +448,7 @@ class DesktopApp:
     def _start_open_webui(self, base_url: str) -> None:
         self._webui = self.open_webui.start(Endpoint(base_url, self.settings.api_key))
         if self._webui.state is OpenWebUIState.RUNNING:
-            self._tell("Open WebUI is running", self._webui.url or "")
+            self._tell("Open WebUI is running", self._webui.message)
         else:
             self._tell("Open WebUI did not start", self._webui.message)
         self._refresh_menu()
@@ -459,8 +462,15 @@ class DesktopApp:
         self._refresh_menu()
 
     def open_open_webui(self) -> None:
-        if self._webui.url:
-            compat.open_path(self._webui.url)
+        """In the user's browser, signed in with the app's account (a new one-time link)."""
+        self._background(self._open_open_webui)
+
+    def _open_open_webui(self) -> None:
+        link = self.open_webui.link()
+        if link is not None:
+            compat.open_path(link)
+        else:
+            self._tell("Open WebUI is not running", self.open_webui.status().message)
 
     def endpoint_url(self) -> str | None:
         """The model's endpoint, for Open WebUI and other tools; offline, only one on this computer."""

@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--headless", action="store_true", help="run the model runtime only, print its endpoint"
     )
-    parser.add_argument("--status", action="store_true", help="print the runtime's published status and exit")
+    parser.add_argument(
+        "--status", action="store_true", help="print the runtime's and Open WebUI's status and exit"
+    )
     parser.add_argument(
         "--background", action="store_true", help="start in the tray without opening the window (at login)"
     )
@@ -171,14 +173,25 @@ def run_command(options: dict[str, Any], paths: AppPaths) -> int | None:
     """The options that do one thing and exit (`--status`, `--webgpu`, `--quit`): their exit
     code, or None when the app itself is to run."""
     if options.get("status"):
-        status = read_status(paths.runtime_status_file)
-        print(json.dumps(status.to_json() if status else {"state": "not running"}, indent=2))
+        print(json.dumps(status_report(paths), indent=2))
         return 0
     if options.get("webgpu"):
         return serve_webgpu_page()
     if options.get("quit"):
         return quit_running_app(paths)
     return None
+
+
+def status_report(paths: AppPaths) -> dict[str, Any]:
+    """`--status`: the runtime's published status, and Open WebUI's when the running app started it."""
+    from desktop.openwebui.service import recorded_status
+
+    status = read_status(paths.runtime_status_file)
+    report: dict[str, Any] = status.to_json() if status else {"state": "not running"}
+    open_webui = recorded_status(paths)
+    if open_webui is not None:
+        report["open_webui"] = open_webui
+    return report
 
 
 def quit_running_app(paths: AppPaths) -> int:

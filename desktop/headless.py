@@ -1,7 +1,9 @@
 """`foundry-desk --headless`: the supervised runtime without tray or window, for servers and tests.
 
 It prints each change of state, and the endpoint once the model is ready, then runs until it is
-interrupted (Ctrl+C / SIGTERM), when it stops every process it started.
+interrupted (Ctrl+C / SIGTERM), when it stops every process it started. With `--open-webui` it
+also prints Open WebUI's changes: up (with a link that signs the user in), stopped by itself and
+restarting, running again, failed for good (with its log and what to do).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from typing import TextIO
 
 from desktop.chat.service import ChatServer
 from desktop.config import Settings
-from desktop.openwebui.service import Endpoint, OpenWebUI
+from desktop.openwebui.service import (
+    TRY_AGAIN,
+    Endpoint,
+    OpenWebUI,
+    OpenWebUIState,
+    OpenWebUIStatus,
+    clean_up_after,
+)
 from desktop.paths import AppPaths
 from desktop.runrecord import AlreadyRunning, RunRecord
 from desktop.runsecret import RunSecret
@@ -31,7 +40,8 @@ EndpointHook = Callable[[str | None], None]
 
 class OpenWebUIFollower:
     """Runs Open WebUI against the current endpoint: started when the endpoint is first ready,
-    restarted when it changes (another model, another port), stopped at the end."""
+    restarted when it changes (another model, another port), stopped at the end; and says each
+    change of its state that it sees meanwhile."""
 
     def __init__(self, service: OpenWebUI, api_key: str, say: Printer) -> None:
         self.service = service
@@ -39,26 +49,80 @@ class OpenWebUIFollower:
         self.say = say
         self._base_url: str | None = None
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._starting = threading.Event()
+        self._done = threading.Event()
+        self._seen: tuple[OpenWebUIState, int] | None = None
+        self._went_down = False
 
     def follow(self, base_url: str | None) -> None:
         if base_url is None or base_url == self._base_url:
             return
-        if self._thread is not None and self._thread.is_alive():
+        if self._starting.is_set():
             return  # a start is under way; the next report brings the change again
         self._base_url = base_url
+        self._starting.set()
         self.say(f"open-webui: starting, wired to {base_url}")
         self._thread = threading.Thread(target=self._start, args=(base_url,), name="open-webui", daemon=True)
         self._thread.start()
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="open-webui-watch", daemon=True)
+            self._watcher.start()
 
     def _start(self, base_url: str) -> None:
-        status = self.service.start(Endpoint(base_url, self.api_key))
-        self.say(f"open-webui: {status.state.value}: {status.message}")
-        for line in status.log_tail:
-            self.say(f"  | {line}")
+        try:
+            status = self.service.start(Endpoint(base_url, self.api_key))
+            self._seen = None  # a new start: its state is said whatever the last one was
+            self._report(status)
+            link = self.service.link() if status.state is OpenWebUIState.RUNNING else None
+            if link is not None and link != status.url:
+                self.say(f"open-webui: open it signed in (the link works once): {link}")
+        finally:
+            self._starting.clear()
+
+    def _watch(self) -> None:
+        """Between starts (a start says its own outcome, and passes through `stopped`)."""
+        while not self._done.wait(self.service.poll_interval_s):
+            status = self.service.status() if not self._starting.is_set() else None
+            if status is not None and not self._starting.is_set():
+                self._report(status)
+
+    def _report(self, status: OpenWebUIStatus) -> None:
+        """Say `status` when its state (or its count of restarts) differs from the last said."""
+        seen = (status.state, status.restarts)
+        if seen == self._seen or (status.state is OpenWebUIState.STARTING and self._seen is not None):
+            return  # (starting again after a stop by itself: the restart was said already)
+        restarted = self._seen is not None and status.restarts > self._seen[1]
+        self._seen = seen
+        for line in self._lines(status, restarted):
+            self.say(line)
+
+    def _lines(self, status: OpenWebUIStatus, restarted: bool) -> list[str]:
+        if status.state is OpenWebUIState.RUNNING:
+            again = self._went_down or restarted
+            self._went_down = False
+            return [f"open-webui: running{' again' if again else ''}: {status.message}"]
+        if status.state is OpenWebUIState.RESTARTING:
+            self._went_down = True
+            return [f"open-webui: restarting: {status.message}. Its log: {self.service.log_location}"]
+        if status.state is OpenWebUIState.FAILED:
+            self._went_down = True
+            return [
+                f"open-webui: failed: {status.message}",
+                *(f"  | {line}" for line in status.log_tail),
+                f"  Its log: {self.service.log_location}",
+                f"  {TRY_AGAIN}",
+            ]
+        return [f"open-webui: {status.state.value}: {status.message}"]
 
     def stop(self) -> None:
+        if self._done.is_set():
+            return
+        self._done.set()
+        for thread in (self._thread, self._watcher):
+            if thread is not None:
+                thread.join()
         if self._thread is not None:
-            self._thread.join()
             self.say(f"open-webui: {self.service.stop().message}")
 
 
@@ -78,19 +142,22 @@ def run_headless(
         with lock:
             print(line, file=out, flush=True)
 
-    follower = (
-        OpenWebUIFollower(OpenWebUI(settings, paths), settings.api_key, say) if with_open_webui else None
-    )
     secret = RunSecret.new()
+    record = RunRecord(paths.run_record_file)
+    follower = (
+        OpenWebUIFollower(OpenWebUI(settings, paths, secret=secret, record=record), settings.api_key, say)
+        if with_open_webui
+        else None
+    )
     chat = ChatServer(settings, paths, secret, say) if with_chat else None
     try:
-        on_endpoint = follower.follow if follower else lambda _: None
-        return _run(settings, paths, say, stop, on_endpoint, secret=secret, chat=chat)
+        return _run(settings, paths, say, stop, follower, secret=secret, record=record, chat=chat)
     finally:
         if chat is not None:
             chat.stop()
         if follower is not None:
             follower.stop()
+        record.release()
         secret.discard(paths.state_dir)
 
 
@@ -99,45 +166,33 @@ def _run(
     paths: AppPaths,
     say: Printer,
     stop: threading.Event,
-    on_endpoint: EndpointHook,
+    follower: OpenWebUIFollower | None,
     *,
     secret: RunSecret,
+    record: RunRecord,
     chat: ChatServer | None = None,
 ) -> int:
-    if settings.base_url:
-        if chat is not None:
-            secret.save(paths.state_dir)
-            chat.start()
-        return watch_endpoint(
-            settings.base_url, settings.api_key, say, stop, on_endpoint, offline=settings.offline
-        )
-    app = discover_foundry_app()
+    on_endpoint: EndpointHook = follower.follow if follower else lambda _: None
+    attached_to = settings.base_url
+    app = None if attached_to else discover_foundry_app()
     if app is not None and app.base_url:
         if settings.use_foundry_service:
             say(f"Using the Foundry Local app's service at {app.service_url}.")
-            if chat is not None:
-                chat.settings = replace(settings, base_url=app.base_url)
-                secret.save(paths.state_dir)
-                chat.start()
-            return watch_endpoint(
-                app.base_url, settings.api_key, say, stop, on_endpoint, offline=settings.offline
+            attached_to = app.base_url
+        else:
+            say(
+                f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
+                "built-in runtime, run with --use-foundry-service."
             )
-        say(
-            f"A Foundry Local service is running at {app.service_url}. To use it instead of the "
-            "built-in runtime, run with --use-foundry-service."
-        )
+    if attached_to:
+        attached = replace(settings, base_url=attached_to)
+        return _attach(attached, paths, say, stop, follower, secret=secret, record=record, chat=chat)
     cache_dir = settings.model_cache_dir or (app.cache_dir if app else None)
     if app is not None and app.cache_dir is not None and cache_dir == app.cache_dir:
         say(f"Sharing the Foundry Local app's model cache: {cache_dir}")
 
-    record = RunRecord(paths.run_record_file)
-    try:
-        leftovers = record.claim()
-    except AlreadyRunning as error:
-        say(f"{error} Quit it first, or use its endpoint.")
+    if not _claim(record, say):
         return 1
-    if leftovers:
-        say(f"Stopped {len(leftovers.pids)} process(es) left running by a previous run that crashed.")
     secret.save(paths.state_dir)
     supervisor = supervise_runtime(settings, paths, record, secret, model_cache_dir=cache_dir)
     supervisor.start()
@@ -150,9 +205,51 @@ def _run(
     finally:
         if chat is not None:
             chat.stop()
+        if follower is not None:
+            follower.stop()
         supervisor.stop()
         record.release()
         say("Stopped.")
+
+
+def _attach(
+    settings: Settings,
+    paths: AppPaths,
+    say: Printer,
+    stop: threading.Event,
+    follower: OpenWebUIFollower | None,
+    *,
+    secret: RunSecret,
+    record: RunRecord,
+    chat: ChatServer | None,
+) -> int:
+    """Attach mode (to `settings.base_url`): the endpoint is someone else's; only the chat and Open
+    WebUI run here (the record is claimed for Open WebUI, the one process of ours then)."""
+    base_url = settings.base_url
+    assert base_url is not None
+    if follower is not None and not _claim(record, say):
+        return 1
+    if chat is not None or follower is not None:
+        secret.save(paths.state_dir)
+    if chat is not None:
+        chat.settings = settings
+        chat.start()
+    on_endpoint: EndpointHook = follower.follow if follower else lambda _: None
+    return watch_endpoint(base_url, settings.api_key, say, stop, on_endpoint, offline=settings.offline)
+
+
+def _claim(record: RunRecord, say: Printer) -> bool:
+    """Take the run record, cleaning up after a run that crashed; False when another run lives."""
+    try:
+        leftovers = record.claim()
+    except AlreadyRunning as error:
+        say(f"{error} Quit it first, or use its endpoint.")
+        return False
+    if leftovers and leftovers.pids:
+        say(f"Stopped {len(leftovers.pids)} process(es) left running by a previous run that crashed.")
+    for line in clean_up_after(leftovers.services) if leftovers else []:
+        say(line)
+    return True
 
 
 def report_until_stopped(

@@ -1,4 +1,5 @@
-"""The run record (our pid file): which app process runs, and which children it started.
+"""The run record (our pid file): which app process runs, which children it started, and what its
+services are (Open WebUI: state, address, pid or container), for `--status` and the next launch.
 
 If the app is killed hard, its children may survive it (on platforms without a parent-death
 signal, or a grandchild that left the group). The next start reads the record and kills what the
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ class Leftovers:
 
     run_id: str
     pids: tuple[int, ...]
+    services: Mapping[str, Any] = field(default_factory=dict)
+    """What that run had published of its services (`RunRecord.publish`): a container, say."""
 
 
 class RunRecord:
@@ -48,6 +52,8 @@ class RunRecord:
         self._pid = os.getpid()
         self._started_at = psutil.Process(self._pid).create_time()
         self._children: dict[int, float] = {}
+        self._services: dict[str, Mapping[str, Any]] = {}
+        self._claimed = False
         self._lock = threading.Lock()
 
     @property
@@ -64,7 +70,9 @@ class RunRecord:
             if owner is not None and owner != self._pid:
                 raise AlreadyRunning(owner)
             leftovers = _clean_up(previous)
-        self._save()
+        with self._lock:
+            self._claimed = True
+            self._save()
         return leftovers
 
     def add_child(self, pid: int) -> None:
@@ -81,13 +89,30 @@ class RunRecord:
             if self._children.pop(pid, None) is not None:
                 self._save()
 
+    def publish(self, name: str, entry: Mapping[str, Any] | None) -> None:
+        """What service `name` of this run is now (JSON-able), for `--status` and for the next
+        launch; None: it is gone."""
+        with self._lock:
+            if entry is None:
+                self._services.pop(name, None)
+            else:
+                self._services[name] = dict(entry)
+            self._save()
+
     def release(self) -> None:
-        """The run ended cleanly: nothing to clean up next time."""
+        """The run ended cleanly: nothing to clean up next time. Only a record this run claimed
+        is removed (a launch that found another run must leave that run's record alone)."""
         with self._lock:
             self._children.clear()
-            self.path.unlink(missing_ok=True)
+            self._services.clear()
+            if self._claimed:
+                self._claimed = False
+                self.path.unlink(missing_ok=True)
 
     def _save(self) -> None:
+        """Write the record; only while this run owns it (claimed and not released)."""
+        if not self._claimed:
+            return
         write_json_atomic(
             self.path,
             {
@@ -95,8 +120,18 @@ class RunRecord:
                 "started_at": self._started_at,
                 "run_id": self.run_id,
                 "children": [{"pid": pid, "started_at": t} for pid, t in self._children.items()],
+                "services": self._services,
             },
         )
+
+
+def live_services(path: Path) -> dict[str, Any]:
+    """The services published by the run that owns the record at `path`, while it is alive."""
+    data = read_json(path)
+    if not isinstance(data, dict) or _alive(data.get("pid"), data.get("started_at")) is None:
+        return {}
+    services = data.get("services")
+    return services if isinstance(services, dict) else {}
 
 
 def _alive(pid: Any, started_at: Any) -> int | None:
@@ -115,11 +150,13 @@ def _clean_up(previous: dict[str, Any]) -> Leftovers | None:
         if isinstance(entry, dict):
             killed.extend(kill_tree(int(entry.get("pid", 0)), entry.get("started_at")))
     run_id = previous.get("run_id")
+    services = previous.get("services")
+    services = services if isinstance(services, dict) else {}
     if isinstance(run_id, str):
         marked = processes_marked(run_id)
         kill_all(marked)
         killed.extend(marked)
-        return Leftovers(run_id, tuple(sorted(set(killed)))) if killed else None
+        return Leftovers(run_id, tuple(sorted(set(killed))), services) if killed or services else None
     return None
 
 

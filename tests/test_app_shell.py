@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import psutil
 import pytest
 from PIL import Image
@@ -404,9 +405,15 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     assert {i["text"]: i["enabled"] for i in running["items"]} == {"Start": False, "Stop": True, "Open": True}
     wait_until(lambda: "Open WebUI is running" in notifications(desktop), 5, "the running notification")
 
-    # Open opens it in the browser; Stop removes the container
+    # Open opens it in the browser, signed in with the app's account: a one-time link to the
+    # app's sign-in page, which hands Open WebUI's /auth a session; Stop removes the container
     app.click("Open WebUI (running)", "Open")
-    wait_until(lambda: ui_url in opened(tmp_path), 5, "Open WebUI opened in the browser")
+    wait_until(lambda: any("/open-webui?token=" in url for url in opened(tmp_path)), 5, "Open WebUI opened")
+    [link] = [url for url in opened(tmp_path) if "/open-webui?token=" in url]
+    with httpx.Client(timeout=10) as browser:
+        signed_in = browser.get(link)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == f"{ui_url}/auth"
+        assert browser.get(f"{ui_url}/api/v1/auths/").json()["role"] == "admin"  # (its cookie: any port)
     app.click("Open WebUI (running)", "Stop")
     wait_until(lambda: menu_item(app, "Open WebUI (stopped)"), 10, "Open WebUI stopped")
     assert fake_docker.containers() == {} and not http_ok(f"{ui_url}/health")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -19,8 +20,9 @@ import pytest
 from desktop.chat.gate import COOKIE_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
-from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
+from tests.conftest import ALPHA_ANSWER, SUPPORT, TinyModels, free_port
 from tests.support.headless_app import Headless
+from tests.support.openai_standin import RemoteStandIn
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
@@ -206,6 +208,76 @@ def test_status_command_prints_the_published_state(headless: StartHeadless, tiny
     )
     status = json.loads(shown.stdout)
     assert (status["state"], status["base_url"], status["model_id"]) == ("ready", base_url, model)
+    assert "open_webui" not in status, "Open WebUI is not running"
+
+
+def status_of(home: Path) -> dict[str, Any]:
+    """What `foundry-desk --status` prints for the app whose home is `home`."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "desktop", "--status"],
+        env={**os.environ, "FOUNDRY_DESK_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return dict(json.loads(shown.stdout))
+
+
+def open_webui_command(folder: Path) -> Path:
+    """The Open WebUI stand-in as an installed `open-webui` command."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = folder / "open-webui"
+    command.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SUPPORT / "open_webui_standin.py"}" "$@"\n')
+    command.chmod(0o755)
+    return command
+
+
+def test_open_webui_going_down_is_told_and_status_shows_it(headless: StartHeadless, tmp_path: Path) -> None:
+    """Killed for real (kill -9): the console says it is restarting, then running again; killed
+    once more past the restart limit, that it failed for good, with its log and what to do.
+    `--status` shows its state, address, backend and process from the run record meanwhile."""
+    ui_port = free_port()
+    url = f"http://127.0.0.1:{ui_port}"
+    with RemoteStandIn() as endpoint:
+        app = headless(
+            {
+                "BASE_URL": endpoint.base_url,
+                "FOUNDRY_DESK_OPEN_WEBUI_BACKEND": "pip",
+                "FOUNDRY_DESK_OPEN_WEBUI_COMMAND": str(open_webui_command(tmp_path / "pip-bin")),
+                "FOUNDRY_DESK_OPEN_WEBUI_PORT": str(ui_port),
+                "FOUNDRY_DESK_RESTART_LIMIT": "1",
+            },
+            "--open-webui",
+        )
+        log = re.escape(str(AppPaths.under(app.home).log_dir / "open-webui.log"))
+        running_at = rf"Open WebUI is running at {re.escape(url)}"
+        app.wait_for_line(rf"open-webui: running: {running_at}", timeout_s=60)
+        link = app.wait_for_line(r"open-webui: open it signed in \(the link works once\): (\S+)").group(1)
+        shown = status_of(app.home)["open_webui"]
+        assert (shown["state"], shown["url"], shown["backend"]) == ("running", url, "pip")
+        assert re.fullmatch(log, shown["log"])
+        first = shown["pid"]
+        assert psutil.Process(first).ppid() == app.process.pid
+        assert shown["sign_in_link"] != link and shown["sign_in_link"].startswith(link.split("?")[0])
+
+        os.kill(first, signal.SIGKILL)
+        app.wait_for_line(
+            r"open-webui: restarting: Open WebUI stopped by itself \(exited with code -9; restarting in "
+            rf"[\d.]+ s\)\. Its log: {log}$"
+        )
+        app.wait_for_line(rf"open-webui: running again: {running_at}", timeout_s=60)
+        again = status_of(app.home)["open_webui"]
+        assert again["state"] == "running" and again["pid"] != first
+
+        os.kill(again["pid"], signal.SIGKILL)
+        app.wait_for_line(r"open-webui: failed: Open WebUI failed: exited with code -9; gave up after 1 ")
+        app.wait_for_line(rf"^  Its log: {log}$")
+        app.wait_for_line(r"^  Fix what its log says, then start it again")
+        failed = status_of(app.home)["open_webui"]
+        assert failed["state"] == "failed" and "pid" not in failed and "sign_in_link" not in failed
+        assert app.finish() == 0
+    assert not AppPaths.under(app.home).run_record_file.exists()
 
 
 def test_a_runtime_that_cannot_start_ends_failed_with_its_log(

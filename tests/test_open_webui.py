@@ -1,5 +1,6 @@
 """Open WebUI: the Docker path against a stand-in `docker` CLI (no engine here), and the pip path
-with a real supervised `open-webui` stand-in."""
+with a real supervised `open-webui` stand-in; both stand-ins behave as Open WebUI 0.12.4 does in
+what the app relies on (tests/support/open_webui_standin.py): its login, its CORS, its data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,14 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
+from playwright.sync_api import Browser, expect
 
 from desktop.config import DEFAULT_OPEN_WEBUI_IMAGE, Settings
 from desktop.headless import OpenWebUIFollower
 from desktop.openwebui.docker import DockerCli
 from desktop.openwebui.service import (
     CONTAINER_NAME,
+    VOLUME_NAME,
+    Access,
     DockerBackend,
     Endpoint,
     OpenWebUI,
@@ -32,14 +38,18 @@ from desktop.openwebui.service import (
 )
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
+from desktop.runsecret import RunSecret
 from desktop.supervisor import RestartPolicy
 from tests.conftest import SUPPORT, TinyModels, free_port
 from tests.support.headless_app import Headless
+from tests.support.openai_standin import RemoteStandIn
 
 ENDPOINT = Endpoint("http://127.0.0.1:5282/v1", "secret-key")
+ACCESS = Access("the-secret-key", signup_open=True)
 IMAGE = DEFAULT_OPEN_WEBUI_IMAGE
-STANDIN_OWN = {"PATH", "ARGV", "CWD", "LC_CTYPE"}
+STANDIN_OWN = {"PATH", "ARGV", "CWD", "LC_CTYPE", "STANDIN_DATA_DIR"}
 """What the stand-in's environment holds beyond what the container was given."""
+SIGN_IN = "/api/v1/auths/signin"
 
 
 def write_executable(folder: Path, name: str, script: Path) -> Path:
@@ -115,42 +125,47 @@ def test_linux_container_shares_the_host_network_listens_on_loopback_and_uses_th
     fake_docker: FakeDocker,
 ) -> None:
     backend = docker_backend(host_network=True)
-    status = backend.start(ENDPOINT)
+    status = backend.start(ENDPOINT, ACCESS)
 
     assert status.state is OpenWebUIState.RUNNING, status
     assert status.url == f"http://127.0.0.1:{backend.port}" and http_ok(f"{status.url}/health")
     env = {
         "ANONYMIZED_TELEMETRY": "False",
+        "CORS_ALLOW_ORIGIN": f"http://127.0.0.1:{backend.port};http://localhost:{backend.port}",
         "DO_NOT_TRACK": "True",
         "ENABLE_OLLAMA_API": "False",
         "ENABLE_OPENAI_API": "True",
         "ENABLE_PERSISTENT_CONFIG": "False",
+        "ENABLE_SIGNUP": "True",
         "HF_HUB_OFFLINE": "1",
         "HOST": "127.0.0.1",
+        "JWT_EXPIRES_IN": "4w",
         "OFFLINE_MODE": "True",
         "OPENAI_API_BASE_URL": "http://127.0.0.1:5282/v1",
         "OPENAI_API_KEY": "secret-key",
         "PORT": str(backend.port),
         "SCARF_NO_ANALYTICS": "True",
-        "WEBUI_AUTH": "False",
+        "WEBUI_AUTH": "True",
+        "WEBUI_SECRET_KEY": "the-secret-key",
     }
+    given = [f"{key}={value}" if key != "WEBUI_SECRET_KEY" else key for key, value in sorted(env.items())]
     assert run_call(fake_docker) == [
         "run", "-d",
         "--name", CONTAINER_NAME,
         "--label", "io.foundry-desk.owner=foundry-desk",
         "--network", "host",
         "--volume", "foundry-desk-open-webui:/app/backend/data",
-        *[arg for key, value in sorted(env.items()) for arg in ("--env", f"{key}={value}")],
+        *[arg for setting in given for arg in ("--env", setting)],
         IMAGE,
     ]  # fmt: skip
-    assert fake_docker.container_env() == env
+    assert fake_docker.container_env() == env, "the secret key reaches the container by name only"
     assert listening_on(backend.port) == "127.0.0.1"
     backend.stop()
 
 
 def test_docker_desktop_container_publishes_on_loopback_and_reaches_the_host(fake_docker: FakeDocker) -> None:
     backend = docker_backend(host_network=False)
-    status = backend.start(ENDPOINT)
+    status = backend.start(ENDPOINT, ACCESS)
 
     assert status.state is OpenWebUIState.RUNNING, status
     call = run_call(fake_docker)
@@ -166,11 +181,11 @@ def test_docker_desktop_container_publishes_on_loopback_and_reaches_the_host(fak
 
 def test_a_restart_picks_up_the_new_endpoint(fake_docker: FakeDocker) -> None:
     backend = docker_backend()
-    backend.start(ENDPOINT)
+    backend.start(ENDPOINT, ACCESS)
     first_pid = fake_docker.containers()[CONTAINER_NAME]["pid"]
 
     moved = Endpoint("http://127.0.0.1:6001/catalogs/local/v1", "secret-key")
-    assert backend.start(moved).state is OpenWebUIState.RUNNING
+    assert backend.start(moved, ACCESS).state is OpenWebUIState.RUNNING
     assert fake_docker.container_env()["OPENAI_API_BASE_URL"] == moved.base_url
     assert list(fake_docker.containers()) == [CONTAINER_NAME]
     assert not psutil.pid_exists(first_pid) or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
@@ -180,7 +195,7 @@ def test_a_restart_picks_up_the_new_endpoint(fake_docker: FakeDocker) -> None:
 def test_stop_removes_only_the_apps_container(fake_docker: FakeDocker) -> None:
     fake_docker.user_runs("--name", "my-own-webui", "--publish", f"127.0.0.1:{free_port()}:8080", IMAGE)
     backend = docker_backend()
-    backend.start(ENDPOINT)
+    backend.start(ENDPOINT, ACCESS)
 
     stopped = backend.stop()
     assert stopped.state is OpenWebUIState.STOPPED and stopped.message == "Open WebUI stopped."
@@ -194,7 +209,7 @@ def test_a_container_with_our_name_but_not_ours_is_left_alone(fake_docker: FakeD
     fake_docker.user_runs("--name", CONTAINER_NAME, "--publish", f"127.0.0.1:{free_port()}:8080", IMAGE)
     backend = docker_backend()
 
-    status = backend.start(ENDPOINT)
+    status = backend.start(ENDPOINT, ACCESS)
     assert status.state is OpenWebUIState.FAILED
     assert "Foundry Desk did not create" in status.message
     assert backend.stop().state is OpenWebUIState.FAILED
@@ -204,7 +219,7 @@ def test_a_container_with_our_name_but_not_ours_is_left_alone(fake_docker: FakeD
 
 def test_engine_not_running_says_how_to_start_it(fake_docker: FakeDocker) -> None:
     fake_docker.mode("daemon-down")
-    status = docker_backend().start(ENDPOINT)
+    status = docker_backend().start(ENDPOINT, ACCESS)
     assert status.state is OpenWebUIState.UNAVAILABLE
     assert "engine is not running" in status.message and "Start Docker Desktop" in status.message
     assert not [c for c in fake_docker.calls() if c[:1] == ["run"]]
@@ -212,7 +227,7 @@ def test_engine_not_running_says_how_to_start_it(fake_docker: FakeDocker) -> Non
 
 def test_missing_image_offline_gives_the_pull_command_without_trying(fake_docker: FakeDocker) -> None:
     fake_docker.mode("no-image")
-    status = docker_backend().start(ENDPOINT)
+    status = docker_backend().start(ENDPOINT, ACCESS)
     assert status.state is OpenWebUIState.UNAVAILABLE
     assert f"docker pull {IMAGE}" in status.message
     assert [c[0] for c in fake_docker.calls()] == ["version", "image"]
@@ -220,7 +235,7 @@ def test_missing_image_offline_gives_the_pull_command_without_trying(fake_docker
 
 def test_container_that_exits_is_reported_with_its_last_log_lines(fake_docker: FakeDocker) -> None:
     fake_docker.mode("crash")
-    status = docker_backend().start(ENDPOINT)
+    status = docker_backend().start(ENDPOINT, ACCESS)
     assert status.state is OpenWebUIState.FAILED
     assert "exited" in status.message
     assert any("database is locked" in line for line in status.log_tail)
@@ -232,7 +247,7 @@ def test_busy_port_falls_back_to_a_free_one_and_says_so(fake_docker: FakeDocker)
         squatter.listen()
         busy = squatter.getsockname()[1]
         backend = docker_backend(port=busy)
-        status = backend.start(ENDPOINT)
+        status = backend.start(ENDPOINT, ACCESS)
         assert status.state is OpenWebUIState.RUNNING
         assert backend.port != busy and f"(port {busy} is in use)" in status.message
         backend.stop()
@@ -262,7 +277,7 @@ def test_pip_install_is_supervised_on_loopback_and_stops_cleanly(
 ) -> None:
     paths = AppPaths.under(tmp_path / "app").create()
     backend = PipBackend(str(open_webui_command), free_port(), paths, RestartPolicy(backoff_base_s=0.1))
-    status = backend.start(ENDPOINT)
+    status = backend.start(ENDPOINT, ACCESS)
     assert status.state is OpenWebUIState.RUNNING, status
     assert http_ok(f"{backend.url}/health") and listening_on(backend.port) == "127.0.0.1"
 
@@ -270,6 +285,8 @@ def test_pip_install_is_supervised_on_loopback_and_stops_cleanly(
     assert json.loads(recorded["ARGV"]) == ["serve", "--host", "127.0.0.1", "--port", str(backend.port)]
     assert recorded["OPENAI_API_BASE_URL"] == ENDPOINT.base_url
     assert recorded["ENABLE_PERSISTENT_CONFIG"] == "False" and recorded["ENABLE_OLLAMA_API"] == "False"
+    assert (recorded["WEBUI_AUTH"], recorded["WEBUI_SECRET_KEY"]) == ("True", "the-secret-key")
+    assert recorded["CORS_ALLOW_ORIGIN"] == f"{backend.url};http://localhost:{backend.port}"
     assert recorded["DATA_DIR"] == recorded["CWD"] == str(paths.data_dir / "open-webui")
 
     assert backend._supervisor is not None
@@ -310,8 +327,15 @@ def test_headless_runs_open_webui_on_the_runtime_endpoint_and_stops_it(
     try:
         base_url, _ = app.endpoint()
         app.wait_for_line(rf"open-webui: running: Open WebUI is running at http://127\.0\.0\.1:{ui_port}")
+        link = app.wait_for_line(r"open-webui: open it signed in \(the link works once\): (\S+)").group(1)
         assert fake_docker.container_env()["OPENAI_API_BASE_URL"] == base_url
         assert http_ok(f"http://127.0.0.1:{ui_port}/health")
+        signed_in = httpx.get(link, timeout=10)
+        assert (
+            signed_in.status_code == 303
+            and signed_in.headers["location"] == f"http://127.0.0.1:{ui_port}/auth"
+        )
+        assert session_of(f"http://127.0.0.1:{ui_port}", signed_in.cookies["token"])["role"] == "admin"
     finally:
         code = app.finish()
     assert code == 0
@@ -323,12 +347,18 @@ class RecordingBackend:
     """A real backend implementation that records what it was asked to do (no Docker needed)."""
 
     name = "recording"
+    poll_interval_s = 0.05
+    log_location = "nowhere"
+    data_place = "nowhere"
 
     def __init__(self) -> None:
         self.started: list[str] = []
         self.stops = 0
 
-    def start(self, endpoint: Endpoint) -> OpenWebUIStatus:
+    def has_data(self) -> bool:
+        return False
+
+    def start(self, endpoint: Endpoint, access: Access) -> OpenWebUIStatus:
         self.started.append(endpoint.base_url)
         return OpenWebUIStatus(OpenWebUIState.RUNNING, "running", "http://127.0.0.1:1", self.name)
 
@@ -362,3 +392,224 @@ def test_follower_restarts_open_webui_when_the_endpoint_changes(tmp_path: Path) 
 
     assert backend.started == ["http://127.0.0.1:5282/v1", "http://127.0.0.1:6000/v1"]
     assert backend.stops == 1 and said[-1] == "open-webui: Open WebUI stopped."
+
+
+def session_of(url: str, token: str) -> dict[str, Any]:
+    """Who `token` signs in as at Open WebUI on `url` (its `GET /api/v1/auths/`)."""
+    answer = httpx.get(f"{url}/api/v1/auths/", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def sign_in(url: str, email: str, password: str, **headers: str) -> httpx.Response:
+    body = {"email": email, "password": password}
+    return httpx.post(f"{url}{SIGN_IN}", json=body, headers=headers, timeout=10)
+
+
+def service_for(paths: AppPaths, backend: DockerBackend | PipBackend) -> OpenWebUI:
+    return OpenWebUI(Settings(), paths, backend, secret=RunSecret.new())
+
+
+def keys_of(paths: AppPaths, backend: str = "docker") -> dict[str, str]:
+    return dict(json.loads((paths.data_dir / f"open-webui-{backend}-keys.json").read_text()))
+
+
+def preflight(url: str, origin: str) -> httpx.Response:
+    """What a browser asks before a page of `origin` may POST JSON with the user's cookies."""
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    return httpx.options(f"{url}{SIGN_IN}", headers=headers, timeout=10)
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_no_other_web_page_can_act_as_the_user(fake_docker: FakeDocker, app_paths: AppPaths) -> None:
+    """The app used to start Open WebUI with its login off and CORS open to all: any web page
+    could sign in as its admin, with the browser's credentials. Now only Open WebUI's own page
+    is let in, and a session needs the app's password."""
+    backend = docker_backend()
+    service = service_for(app_paths, backend)
+    status = service.start(ENDPOINT)
+    assert status.state is OpenWebUIState.RUNNING and status.url is not None, status
+    url, port = status.url, backend.port
+    env = fake_docker.container_env()
+    assert env["WEBUI_AUTH"] == "True"
+    assert env["CORS_ALLOW_ORIGIN"] == f"http://127.0.0.1:{port};http://localhost:{port}"
+    for origin in ("https://evil.example", f"http://127.0.0.1:{free_port()}"):
+        asked = preflight(url, origin)
+        assert asked.status_code == 400 and "access-control-allow-origin" not in asked.headers
+        refused = sign_in(url, "", "", Origin=origin)
+        assert refused.status_code == 400 and "token" not in refused.json()
+        assert "access-control-allow-origin" not in refused.headers
+        chats = httpx.get(f"{url}/api/v1/chats/", headers={"Origin": origin}, timeout=10)
+        assert chats.status_code == 401 and "access-control-allow-origin" not in chats.headers
+    # A page of another site reaching 127.0.0.1 under its own name (DNS rebinding) is on its own
+    # origin: no CORS needed, but no session of the user's, no password, and no signup.
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    assert httpx.get(f"{url}/api/v1/chats/", headers=rebound, timeout=10).status_code == 401
+    assert sign_in(url, "admin@localhost", "admin", **rebound).status_code == 400
+    signup = {"name": "Evil", "email": "evil@example.com", "password": "evil"}
+    signed_up = httpx.post(f"{url}/api/v1/auths/signup", json=signup, headers=rebound, timeout=10)
+    assert signed_up.status_code == 403
+    for own in (url, f"http://localhost:{port}"):  # Open WebUI's own page, by either name
+        asked = preflight(url, own)
+        assert asked.status_code == 200, asked.text
+        assert asked.headers["access-control-allow-origin"] == own
+        assert asked.headers["access-control-allow-credentials"] == "true"
+    service.stop()
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_the_apps_account_is_made_once_kept_private_and_reused(
+    fake_docker: FakeDocker, app_paths: AppPaths
+) -> None:
+    backend = docker_backend()
+    service = service_for(app_paths, backend)
+    first = service.start(ENDPOINT)
+    assert first.state is OpenWebUIState.RUNNING and first.url is not None, first
+    assert "Foundry Desk made its own account in Open WebUI" in first.message
+    key_file = app_paths.data_dir / "open-webui-docker-keys.json"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys = keys_of(app_paths)
+    assert keys["email"] == "foundry-desk@localhost" and len(keys["password"]) >= 32
+    env = fake_docker.container_env()
+    assert env["WEBUI_SECRET_KEY"] == keys["secret_key"] and env["ENABLE_SIGNUP"] == "True"  # empty volume
+    assert not any(keys["secret_key"] in arg for call in fake_docker.calls() for arg in call)
+    signed_in = sign_in(first.url, keys["email"], keys["password"])
+    assert signed_in.json()["role"] == "admin"
+    signup = {"name": "Someone", "email": "someone@example.com", "password": "theirs"}
+    assert httpx.post(f"{first.url}/api/v1/auths/signup", json=signup, timeout=10).status_code == 403
+
+    service.stop()
+    again = service.start(ENDPOINT)
+    assert again.state is OpenWebUIState.RUNNING and again.url == first.url, again
+    assert "account" not in again.message
+    assert keys_of(app_paths) == keys
+    env = fake_docker.container_env()
+    assert env["WEBUI_SECRET_KEY"] == keys["secret_key"] and env["ENABLE_SIGNUP"] == "False"
+    # the same key signs sessions: a browser signed in before the restart still is
+    assert session_of(again.url, signed_in.json()["token"])["email"] == keys["email"]
+    service.stop()
+
+
+def test_the_one_click_link_signs_the_browser_in_once(
+    browser: Browser, open_webui_command: Path, app_paths: AppPaths
+) -> None:
+    service = service_for(app_paths, PipBackend(str(open_webui_command), free_port(), app_paths))
+    status = service.start(ENDPOINT)
+    assert status.state is OpenWebUIState.RUNNING and status.url is not None, status
+    link = service.link()
+    assert link is not None and "/open-webui?token=" in link and not link.startswith(status.url)
+    # reached by another name (DNS rebinding), the door stays shut, and the link still works
+    rebound = httpx.get(link, headers={"Host": "evil.example"}, timeout=10)
+    assert rebound.status_code == 404 and "set-cookie" not in rebound.headers
+
+    users_browser = browser.new_context()
+    page = users_browser.new_page()
+    page.goto(link)
+    expect(page.locator("#user")).to_have_text("Signed in as Foundry Desk (foundry-desk@localhost, admin)")
+    assert page.url == f"{status.url}/"
+    token = page.evaluate("localStorage.token")
+    assert session_of(status.url, token)["role"] == "admin"
+    [cookie] = [c for c in users_browser.cookies() if c.get("name") == "token"]
+    assert cookie.get("httpOnly") is True, "the handed-over session is no longer readable by scripts"
+
+    another_browser = browser.new_context()
+    other = another_browser.new_page()
+    other.goto(link)
+    expect(other.locator("p")).to_contain_text("This link has been used already")
+    other.goto(status.url)
+    expect(other.locator("body")).to_have_attribute("data-state", "sign-in form")
+    users_browser.close()
+    another_browser.close()
+    service.stop()
+    assert service.link() is None
+    # (not `no_leftover_children`: the browser's own processes come and go)
+    assert status.pid is not None and not psutil.pid_exists(status.pid)
+
+
+def old_open_webui(fake_docker: FakeDocker, *env: str) -> str:
+    """Open WebUI on the app's volume as an earlier version of the app (or the user) ran it."""
+    port = free_port()
+    fake_docker.user_runs(
+        "--name", "earlier-open-webui", "--publish", f"127.0.0.1:{port}:8080",
+        "--volume", f"{VOLUME_NAME}:/app/backend/data", *[a for e in env for a in ("--env", e)], IMAGE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    assert wait_for(lambda: http_ok(f"{url}/health"), timeout_s=20)
+    return url
+
+
+def remove_old_open_webui() -> None:
+    subprocess.run(["docker", "rm", "--force", "earlier-open-webui"], check=True, capture_output=True)
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_data_made_with_the_login_off_is_taken_over(fake_docker: FakeDocker, app_paths: AppPaths) -> None:
+    old = old_open_webui(fake_docker, "WEBUI_AUTH=False")
+    anyone = sign_in(old, "", "")  # with its login off, whoever asks is its admin
+    assert (anyone.json()["email"], anyone.json()["role"]) == ("admin@localhost", "admin")
+    remove_old_open_webui()
+
+    service = service_for(app_paths, docker_backend())
+    status = service.start(ENDPOINT)
+    assert status.state is OpenWebUIState.RUNNING and status.url is not None, status
+    assert "was made with its login off" in status.message and "your chats are kept" in status.message
+    assert fake_docker.container_env()["ENABLE_SIGNUP"] == "False"
+    keys = keys_of(app_paths)
+    assert keys["email"] == "admin@localhost" and keys["password"] != "admin"
+    assert sign_in(status.url, "admin@localhost", "admin").status_code == 400
+    assert sign_in(status.url, keys["email"], keys["password"]).json()["role"] == "admin"
+    link = service.link()
+    assert link is not None
+    assert session_of(status.url, httpx.get(link, timeout=10).cookies["token"])["email"] == "admin@localhost"
+    service.stop()
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_data_with_accounts_the_app_did_not_make_is_reported(
+    fake_docker: FakeDocker, app_paths: AppPaths
+) -> None:
+    old = old_open_webui(fake_docker, "WEBUI_AUTH=True", "WEBUI_SECRET_KEY=theirs")
+    signup = {"name": "Me", "email": "me@example.com", "password": "my own"}
+    assert httpx.post(f"{old}/api/v1/auths/signup", json=signup, timeout=10).json()["role"] == "admin"
+    remove_old_open_webui()
+
+    service = service_for(app_paths, docker_backend())
+    status = service.start(ENDPOINT)
+    assert status.state is OpenWebUIState.RUNNING and status.url is not None, status
+    assert f"Open WebUI's data (the Docker volume {VOLUME_NAME}) has accounts" in status.message
+    assert "move that data away" in status.message
+    assert service.link() == status.url, "the plain address: the user signs in with their own account"
+    assert sign_in(status.url, "me@example.com", "my own").status_code == 200
+    service.stop()
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_the_next_launch_removes_the_container_a_killed_run_left(
+    fake_docker: FakeDocker, tmp_path: Path
+) -> None:
+    """A container is the Docker engine's, not the app's child: killed hard, the app leaves it
+    running; the run record names it, so the next launch finds it and removes it."""
+    with RemoteStandIn() as endpoint:
+        env = {"BASE_URL": endpoint.base_url, "FOUNDRY_DESK_OPEN_WEBUI_PORT": str(free_port())}
+        killed = Headless(tmp_path / "home", env, "--open-webui")
+        try:
+            killed.wait_for_line(r"open-webui: running: ")
+        finally:
+            killed.finish(signal.SIGKILL)
+        left = fake_docker.containers()[CONTAINER_NAME]["pid"]
+        assert psutil.Process(left).status() != psutil.STATUS_ZOMBIE
+
+        next_launch = Headless(tmp_path / "home", env, "--open-webui")
+        try:
+            next_launch.wait_for_line(
+                rf"Removed Open WebUI's container {CONTAINER_NAME}, left running by a run that crashed\."
+            )
+            next_launch.wait_for_line(r"open-webui: running: ")
+        finally:
+            code = next_launch.finish()
+    assert code == 0 and fake_docker.containers() == {}
+    assert not psutil.pid_exists(left) or psutil.Process(left).status() == psutil.STATUS_ZOMBIE

@@ -12,7 +12,7 @@ import pytest
 
 from desktop.paths import AppPaths
 from desktop.probe import wait_for
-from desktop.runrecord import AlreadyRunning, RunRecord
+from desktop.runrecord import AlreadyRunning, RunRecord, live_services
 from tests.conftest import SUPPORT, free_port, service_command
 
 
@@ -55,13 +55,16 @@ def test_next_start_kills_what_a_killed_run_left_behind(tmp_path: Path) -> None:
 
 
 def test_a_live_owner_is_never_cleaned_up(tmp_path: Path) -> None:
+    """Nor is its record: a launch that found it running leaves the record (and the services it
+    published, which `--status` shows) as they are."""
     path = tmp_path / "run.json"
     owner = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time; from desktop.runrecord import RunRecord; "
-            f"RunRecord(__import__('pathlib').Path({str(path)!r})).claim(); print('ok', flush=True); "
+            f"record = RunRecord(__import__('pathlib').Path({str(path)!r})); record.claim(); "
+            "record.publish('open-webui', {'state': 'running', 'pid': 1}); print('ok', flush=True); "
             "time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
@@ -69,12 +72,40 @@ def test_a_live_owner_is_never_cleaned_up(tmp_path: Path) -> None:
     )
     try:
         assert owner.stdout is not None and owner.stdout.readline().strip() == "ok"
+        refused = RunRecord(path)
         with pytest.raises(AlreadyRunning) as raised:
-            RunRecord(path).claim()
+            refused.claim()
         assert raised.value.pid == owner.pid
         assert alive(owner.pid)
+        refused.publish("open-webui", None)
+        refused.release()
+        assert live_services(path) == {"open-webui": {"state": "running", "pid": 1}}
     finally:
         owner.kill()
         owner.wait()
         assert owner.stdout is not None
         owner.stdout.close()
+
+
+def test_a_run_that_crashed_hands_its_services_to_the_next_launch(tmp_path: Path) -> None:
+    """What the crashed run had published (a container, which is no child to kill) is what the
+    next launch gets to clean up; then the record is the new run's."""
+    path = tmp_path / "run.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from desktop.runrecord import RunRecord; "
+            f"record = RunRecord(__import__('pathlib').Path({str(path)!r})); record.claim(); "
+            "record.publish('open-webui', {'state': 'running', 'container': 'foundry-desk-open-webui'}); "
+            "os._exit(9)",
+        ],
+        check=False,
+    )
+    record = RunRecord(path)
+    leftovers = record.claim()
+    assert leftovers is not None and leftovers.pids == ()
+    assert leftovers.services == {"open-webui": {"state": "running", "container": "foundry-desk-open-webui"}}
+    assert live_services(path) == {}
+    record.release()
+    assert not path.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -45,7 +46,7 @@ class DockerCli:
         executable = shutil.which("docker")
         return cls(executable) if executable else None
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 [self.executable, *args],
@@ -53,6 +54,7 @@ class DockerCli:
                 text=True,
                 timeout=self.timeout_s,
                 check=False,
+                env={**os.environ, **env} if env else None,
             )
         except subprocess.TimeoutExpired:
             raise DockerError(
@@ -86,9 +88,13 @@ class DockerCli:
         except (ValueError, KeyError, IndexError, TypeError):
             raise DockerError(f"Unexpected answer from `docker inspect {name}`.") from None
 
-    def run_detached(self, args: Sequence[str]) -> str:
-        """`docker run -d ARGS`; returns the new container's id."""
-        done = self._run("run", "-d", *args)
+    def has_volume(self, name: str) -> bool:
+        return self._run("volume", "inspect", name).returncode == 0
+
+    def run_detached(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+        """`docker run -d ARGS`; returns the new container's id. `env` is the CLI's own environment:
+        where `--env NAME` (no value) takes a secret from, so that no command line shows it."""
+        done = self._run("run", "-d", *args, env=env)
         if done.returncode != 0:
             raise DockerError(f"Docker could not start the container: {_last_line(done.stderr)}")
         return done.stdout.strip()

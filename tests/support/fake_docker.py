@@ -2,9 +2,12 @@
 
 It answers the subcommands Foundry Desk uses with the real CLI's exit codes and output formats,
 and "runs" a container by starting tests/support/open_webui_standin.py on the published port (or,
-with --network host, on the PORT from the environment). Every call's arguments are appended to
-`calls.jsonl` in $FAKE_DOCKER_STATE. $FAKE_DOCKER_MODE: `ok` (default), `daemon-down`,
-`no-image`, or `crash` (the container exits at once).
+with --network host, on the PORT from the environment). `--env NAME` without a value takes it from
+the CLI's own environment, as Docker does. A named volume is a folder in `volumes/` (made by the
+first `run` that mounts it; `docker volume inspect` / `rm` know it), given to the stand-in as its
+data folder. Every call's arguments are appended to `calls.jsonl` in $FAKE_DOCKER_STATE.
+$FAKE_DOCKER_MODE: `ok` (default), `daemon-down`, `no-image`, or `crash` (the container exits at
+once).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,8 +78,9 @@ def parse_run(args: list[str]) -> dict[str, Any]:
         if flag == "--name":
             spec["name"] = value
         elif flag in ("--env", "-e"):
-            key, _, val = value.partition("=")
-            spec["env"][key] = val
+            key, given, val = value.partition("=")
+            if given or key in os.environ:
+                spec["env"][key] = val if given else os.environ[key]
         elif flag == "--label":
             key, _, val = value.partition("=")
             spec["labels"][key] = val
@@ -114,19 +119,53 @@ def run(args: list[str]) -> None:
         port = int(port_text)
     log = STATE / f"{name}.log"
     env_file = STATE / f"{name}.env.json"
+    folder = volume_dir(spec)
+    mounted = {"STANDIN_DATA_DIR": str(folder)} if folder else {}
+    root = STATE / f"{name}.root"
+    root.mkdir(exist_ok=True)
     with open(log, "ab") as stream:
         standin = subprocess.Popen(
             [sys.executable, str(STANDIN), "--host", host, "--port", str(port), "--env-file", str(env_file)]
             + (["--crash"] if MODE == "crash" else []),
             stdout=stream,
             stderr=subprocess.STDOUT,
-            env={"PATH": os.environ["PATH"], **spec["env"]},  # a container sees only its own env
+            env={"PATH": os.environ["PATH"], **spec["env"], **mounted},  # a container sees only its own env
+            cwd=root,  # and its own files
             start_new_session=True,  # like a container: not a child of the CLI call
         )
     container_id = secrets.token_hex(32)
     data[name] = {"id": container_id, "pid": standin.pid, "status": "running", "spec": spec}
     save(data)
     print(container_id)
+
+
+def volume_dir(spec: dict[str, Any]) -> Path | None:
+    """The folder of the named volume mounted on Open WebUI's data folder, made on first use."""
+    mounts: list[str] = spec["volumes"]
+    for mount in mounts:
+        source, _, target = mount.partition(":")
+        if target == "/app/backend/data" and "/" not in source:
+            folder = STATE / "volumes" / source
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+    return None
+
+
+def volume(args: list[str]) -> None:
+    if MODE == "daemon-down":
+        fail(DAEMON_DOWN)
+    name = args[-1]
+    folder = STATE / "volumes" / name
+    if not folder.is_dir():
+        if args[0] == "inspect":
+            print("[]")
+        fail(f"Error response from daemon: get {name}: no such volume")
+    if args[0] == "inspect":
+        mountpoint = f"/var/lib/docker/volumes/{name}/_data"
+        print(json.dumps([{"Name": name, "Driver": "local", "Mountpoint": mountpoint}]))
+    elif args[0] == "rm":
+        shutil.rmtree(folder)
+        print(name)
 
 
 def inspect(args: list[str]) -> None:
@@ -201,35 +240,36 @@ def logs(args: list[str]) -> None:
     print("\n".join(lines[-tail:] if tail else lines))
 
 
+def version(args: list[str]) -> None:
+    if MODE == "daemon-down":
+        print("Client:\n Version:    27.3.1")
+        fail(DAEMON_DOWN)
+    print("27.3.1")
+
+
+def image(args: list[str]) -> None:
+    if MODE == "daemon-down":
+        fail(DAEMON_DOWN)
+    if MODE == "no-image":
+        print("[]")
+        fail(f"Error response from daemon: No such image: {args[1]}")
+    print(json.dumps([{"Id": "sha256:" + "0" * 64, "RepoTags": [args[1]]}]))
+
+
+COMMANDS = {"version": version, "image": image, "volume": volume, "run": run, "inspect": inspect,
+            "stop": stop, "rm": rm, "logs": logs}  # fmt: skip
+
+
 def main() -> None:
     args = sys.argv[1:]
     STATE.mkdir(parents=True, exist_ok=True)
     with open(STATE / "calls.jsonl", "a") as calls:
         calls.write(json.dumps(args) + "\n")
-    if args[:1] == ["version"]:
-        if MODE == "daemon-down":
-            print("Client:\n Version:    27.3.1")
-            fail(DAEMON_DOWN)
-        print("27.3.1")
-    elif args[:2] == ["image", "inspect"]:
-        if MODE == "daemon-down":
-            fail(DAEMON_DOWN)
-        if MODE == "no-image":
-            print("[]")
-            fail(f"Error response from daemon: No such image: {args[2]}")
-        print(json.dumps([{"Id": "sha256:" + "0" * 64, "RepoTags": [args[2]]}]))
-    elif args[:1] == ["run"]:
-        run(args[1:])
-    elif args[:1] == ["inspect"]:
-        inspect(args[1:])
-    elif args[:1] == ["stop"]:
-        stop(args[1:])
-    elif args[:1] == ["rm"]:
-        rm(args[1:])
-    elif args[:1] == ["logs"]:
-        logs(args[1:])
-    else:
+    command = COMMANDS.get(args[0] if args else "")
+    if command is None:
         fail(f"docker: '{' '.join(args[:1])}' is not a docker command.\nSee 'docker --help'")
+    else:
+        command(args[1:])
 
 
 if __name__ == "__main__":
