@@ -11,6 +11,8 @@
    last token painted. Target: within 100 ms.
 3. The chat server's memory (RSS) at idle, after a page has loaded and answered, and the page's
    own: its JavaScript heap, and the bytes it loaded.
+4. Enter pressed at once after "New chat": how long the message waits for the new chat to be
+   ready (it is sent then, never lost).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.config import Settings
 from tests.conftest import free_port
-from tests.support.chat_browser import ChatStack, open_chat, send
+from tests.support.chat_browser import ChatStack, open_chat, send, wait_idle
 from tests.support.webgpu_browser import launch
 from tests.tinymodel import build_model
 
@@ -105,8 +107,24 @@ PAGE_LOAD = """
 """
 """What opening the chat cost the browser: bytes and requests (a fresh profile), JavaScript heap."""
 
+ENTER_AFTER_NEW_CHAT = """
+(text) => new Promise((resolve) => {
+  document.getElementById('new-chat').click();
+  const input = document.getElementById('chat-input');
+  input.value = text;
+  const start = performance.now();
+  new MutationObserver((records, observer) => {
+    if (!document.querySelector('[data-step-type="user_message"]')) return;
+    observer.disconnect();
+    resolve(performance.now() - start);
+  }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+  input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+})
+"""
+"""Click "New chat", press Enter at once; ms until the message is sent (shown in the chat)."""
 
-ANSWER_LOG = re.compile(r"answer \S+: .* first token at ([0-9.]+), model finished at ([0-9.]+)")
+
+ANSWER_LOG = re.compile(r"answer \S+ in chat \S+: .* first token at ([0-9.]+), (?:done|cut) at ([0-9.]+)")
 
 
 def browser_timing(page: Page, text: str, chat_log: Path, timeout_ms: int = 120_000) -> dict[str, float]:
@@ -147,6 +165,11 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
                 page.wait_for_selector("#app[data-connection='connected']")
                 page.evaluate(OBSERVER)
                 seen.append(browser_timing(page, "Hi there", chat_log))
+            new_chat_waits = []
+            for count in range(runs):
+                wait_idle(page)
+                new_chat_waits.append(page.evaluate(ENTER_AFTER_NEW_CHAT, f"Quick {count}"))
+            wait_idle(page)
             time.sleep(2)
             assert stack.chat.supervisor is not None and stack.chat.supervisor.status.pid is not None
             rss = tree_rss_mb(stack.chat.supervisor.status.pid)
@@ -169,6 +192,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
         # The target: from the model finishing (the chat server got its last token) to the paint.
         "last_token_lag_ms": statistics.median(b["done"] - b["model_done"] for b in seen),
         "chat_server_rss_mb": rss,
+        "new_chat_wait_ms": statistics.median(new_chat_waits),
         **page_load,
     }
 
@@ -192,6 +216,10 @@ def main() -> int:
             f"got the first token, the page painted it {result['first_token_to_paint_ms']:.1f} ms later"
         )
         print(f"  chat server RSS at idle: {result['chat_server_rss_mb']:.0f} MB")
+        print(
+            f"  Enter at once after New chat: the message went {result['new_chat_wait_ms']:.0f} ms "
+            "later, once the new chat was ready"
+        )
         print(
             f"  the chat page: {result['page_kb']:.0f} kB in {result['page_requests']} requests, "
             f"JavaScript heap {result['page_heap_mb']:.1f} MB"

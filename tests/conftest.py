@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from desktop.paths import AppPaths
 from tests.support.webgpu_browser import CHROMIUM, launch
@@ -58,6 +58,16 @@ def browser() -> Iterator[Browser]:
         browser = launch(driver)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in the module's browser; at the end, none of its requests may have left
+    127.0.0.1."""
+    from tests.support.chat_browser import logged_page  # which imports this module
+
+    with logged_page(browser) as page:
+        yield page
 
 
 @contextlib.contextmanager

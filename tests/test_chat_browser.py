@@ -102,12 +102,6 @@ def stack(
         stack.stop()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with logged_page(browser) as page:
-        yield page
-
-
 def test_answer_streams_in_and_the_chat_is_kept_and_resumed(stack: ChatStack, page: Page) -> None:
     stack.ready()
     visited: list[str] = []

@@ -69,12 +69,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatStack]:
         stack.stop()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with logged_page(browser) as page:
-        yield page
-
-
 def stored_answers(stack: ChatStack) -> dict[str, str]:
     """Each stored chat's first message and its answer, read from the history database."""
     database = stack.paths.data_dir / "chat" / "history.sqlite3"

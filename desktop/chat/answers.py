@@ -11,13 +11,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 import chainlit as cl
+import httpx
 import openai
 from chainlit.utils import utc_now
 
-from desktop.chat import trimming
-from desktop.chat.app import STOPPED_NOTE, ChatBackend, Conversation, footer, say
+from desktop.chat import chainlit_compat, trimming
+from desktop.chat.app import ChatBackend, Conversation, Ending, footer, say
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.streaming import AnswerStream
 
@@ -27,10 +29,25 @@ MAX_ATTEMPTS = 50
 """Requests per answer while fitting it into the context (each drops a turn or shrinks the budget)."""
 WAIT_READY_S = 60.0
 """How long a message waits for the local runtime to become ready (starting, restarting)."""
+CONTINUE_PROMPT = "Continue your last answer exactly where it stopped, without repeating any of it."
+"""The request behind Continue (not shown, not stored)."""
+CONNECTION_LOST = (openai.APIConnectionError, httpx.TransportError)
+"""The model's connection went away: its runtime stopped, or the network did."""
 
 
-async def respond(backend: ChatBackend, conversation: Conversation, prompt: str) -> str | None:
-    """Answer from the first target of the routing plan that can; tell the user if none can."""
+@dataclass
+class StreamEnd:
+    """Why the model's stream ended, as it said ("stop", "length"), once it has."""
+
+    finish_reason: str | None = None
+
+
+async def respond(
+    backend: ChatBackend, conversation: Conversation, extra: trimming.Message | None = None
+) -> bool:
+    """Answer the conversation's newest message from the first target of the routing plan that
+    can; tell the user if none can. `extra`: a message sent after the conversation, not kept."""
+    prompt = conversation.turns[-1]["content"]
     order = plan(backend.settings, prompt, backend.remote is not None)
     problems: list[str] = []
     for where in order:
@@ -44,23 +61,53 @@ async def respond(backend: ChatBackend, conversation: Conversation, prompt: str)
                 continue
         assert target is not None
         try:
-            return await answer(backend, target, conversation, retry_local=not fallback_left)
+            await answer(backend, target, conversation, extra, retry_local=not fallback_left)
+            return True
         except NoRoom:
             problems.append(f"Your message is too long for {target.model}: shorten it.")
         except openai.APIConnectionError:
             problems.append(f"The {where} model is unreachable ({target.base_url}).")
         except openai.APIError as error:
-            problems.append(f"The {where} model could not answer: {error.message}")
+            problems.append(could_not_answer(where, error, conversation.max_tokens))
         if fallback_left:
             await say(f"{problems[-1]} Asking the {order[-1]} model instead.")
     await say("\n\n".join(problems[-1:]))
-    return None
+    return False
 
 
-async def answer(backend: ChatBackend, target: Target, conversation: Conversation, retry_local: bool) -> str:
+def could_not_answer(where: str, error: openai.APIError, max_tokens: int) -> str:
+    """What the endpoint said when it refused, and what may help."""
+    status = getattr(error, "status_code", None)
+    said = f" (HTTP {status})" if status else ""
+    return (
+        f"The {where} model could not answer{said}: {error.message}\n\nIf it says the same for every "
+        f"message, change Max tokens (now {max_tokens}) in the chat's ⚙ settings, or choose another model."
+    )
+
+
+async def retry(backend: ChatBackend, conversation: Conversation, answer_id: str) -> None:
+    """Ask again, in place of the newest answer (left unfinished): it goes, and a new one comes."""
+    if conversation.turns and conversation.turns[-1]["role"] == "assistant":
+        conversation.turns.pop()
+    await cl.Message(content="", id=answer_id).remove()
+    await respond(backend, conversation)
+
+
+async def go_on(backend: ChatBackend, conversation: Conversation) -> None:
+    """Continue the newest answer (cut at the answer length) in a new message after it."""
+    await respond(backend, conversation, extra={"role": "user", "content": CONTINUE_PROMPT})
+
+
+async def answer(
+    backend: ChatBackend,
+    target: Target,
+    conversation: Conversation,
+    extra: trimming.Message | None,
+    retry_local: bool,
+) -> None:
     try:
-        text, _ = await answer_with(backend, target, conversation)
-        return text
+        await answer_with(backend, target, conversation, extra)
+        return
     except openai.APIConnectionError as error:
         if target.where != LOCAL or not retry_local:
             raise
@@ -76,13 +123,13 @@ async def answer(backend: ChatBackend, target: Target, conversation: Conversatio
                 break
             continue
         try:
-            text, _ = await answer_with(backend, state.target, conversation)
+            await answer_with(backend, state.target, conversation, extra)
         except openai.APIConnectionError as error:
             lost = error
             continue
         notice.content += " It is back."
         await notice.update()
-        return text
+        return
     raise lost
 
 
@@ -156,6 +203,8 @@ async def stream_answer(
     messages: list[trimming.Message],
     max_tokens: int,
     temperature: float,
+    *,
+    end: StreamEnd,
 ) -> AsyncGenerator[str, None]:
     client = client_for(backend, target)
     stream = await client.chat.completions.create(
@@ -171,31 +220,40 @@ async def stream_answer(
     )
     try:
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+            if chunk.choices:
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    end.finish_reason = choice.finish_reason
+                if choice.delta.content:
+                    yield choice.delta.content
     finally:
         await stream.close()  # closing the connection is what stops the model generating
 
 
 async def open_stream(
-    backend: ChatBackend, target: Target, conversation: Conversation
+    backend: ChatBackend,
+    target: Target,
+    conversation: Conversation,
+    extra: trimming.Message | None,
+    end: StreamEnd,
 ) -> tuple[AsyncGenerator[str, None], str, int]:
     """Start an answer that fits the context: the token stream, its first piece, and how many
     earlier messages were left out. Raises NoRoom, or the endpoint's errors."""
+    turns = [*conversation.turns, extra] if extra else conversation.turns
     fitted = trimming.fit(
-        backend.settings.system_prompt, conversation.turns, target.context_length, conversation.max_tokens
+        backend.settings.system_prompt, turns, target.context_length, conversation.max_tokens
     )
     if not fitted.fits:
         raise NoRoom()
     messages, dropped, max_tokens = fitted.messages, fitted.dropped, fitted.max_tokens
     for _ in range(MAX_ATTEMPTS):
-        stream = stream_answer(backend, target, messages, max_tokens, conversation.temperature)
+        stream = stream_answer(backend, target, messages, max_tokens, conversation.temperature, end=end)
         try:
             return stream, await anext(stream), dropped
         except StopAsyncIteration:
             return stream, "", dropped
         except openai.APIError as error:
-            if not trimming.is_context_error(str(error.message)):
+            if not trimming.is_context_error(getattr(error, "status_code", None), str(error.message)):
                 raise
             # Our estimate was off: the endpoint's own count says how much to leave out.
             budget = trimming.parse_budget(str(error.message))
@@ -212,44 +270,63 @@ async def open_stream(
     raise NoRoom()
 
 
-async def answer_with(backend: ChatBackend, target: Target, conversation: Conversation) -> tuple[str, bool]:
-    """Stream an answer from `target` into a new message; returns its text and whether it ended
-    normally. Raises NoRoom, or openai errors raised before the first token."""
-    stream, first, dropped = await open_stream(backend, target, conversation)
+async def answer_with(
+    backend: ChatBackend, target: Target, conversation: Conversation, extra: trimming.Message | None
+) -> None:
+    """Stream an answer from `target` into a new message, which says how it ended. Raises
+    NoRoom, or openai errors raised before the first token."""
+    end = StreamEnd()
+    stream, first, dropped = await open_stream(backend, target, conversation, extra, end)
     first_token = time.time()
     if dropped:
         await say(
             f"This conversation is longer than {target.model} can read at once, so the "
             f"{dropped} oldest message{'s' if dropped != 1 else ''} were left out of this answer."
         )
-    message = cl.Message(content="", metadata={"answer": True, "where": target.where})
+    continued = extra is not None and conversation.turns[-1]["role"] == "assistant"
+    metadata = {"answer": True, "where": target.where, **({"continues": True} if continued else {})}
+    message = cl.Message(content="", metadata=metadata)
     # Not sent empty first: its first token shows it, and every write of it to the history is
     # ours, in order (Chainlit writes in background tasks that could race).
     message.created_at = utc_now()
     to_page = AnswerStream(message)
-    finished = False
-    model_done = 0.0
+    ending = Ending.STOPPED  # unless the stream ends: Stop, or the chat deleted (task cancelled)
+    failure = ""
     try:
         await to_page.add(first)
         backend.history.first_words_sent(message.thread_id)
         async for token in stream:
             await to_page.add(token)
-        model_done = time.time()
-        finished = True
+        ending = Ending.CUT if end.finish_reason == "length" else Ending.DONE
+    except CONNECTION_LOST:
+        ending = Ending.INTERRUPTED
     except openai.APIError as error:
-        await say(f"The answer was cut short: {error.message}")
+        ending, failure = Ending.FAILED, str(error.message)
     finally:
+        ended = time.time()  # the model's last token (or the end of waiting for it)
         with contextlib.suppress(Exception):
             await stream.aclose()  # at once, also when the user pressed Stop (task cancelled)
         text = message.content
-        conversation.turns.append({"role": "assistant", "content": text})
-        if not finished:
-            message.content += STOPPED_NOTE
-        message.content += footer(target)
+        if continued:
+            conversation.turns[-1]["content"] += text
+        else:
+            conversation.turns.append({"role": "assistant", "content": text})
+        conversation.last_answer, conversation.last_ending = message.id, ending
+        message.metadata = {**metadata, "ending": ending.value}
+        message.content += ending.note + footer(target)
         await asyncio.shield(to_page.end())
-        if model_done:
-            log.info(
-                "answer %s: %d characters from %s, first token at %.3f, model finished at %.3f",
-                message.id, len(text), target.model, first_token, model_done,
-            )  # fmt: skip
-    return text, finished
+        await asyncio.shield(chainlit_compat.tell_others(message.thread_id, "new_message", message.to_dict()))
+        log.info(
+            "answer %s in chat %s: %d characters from %s, first token at %.3f, %s at %.3f",
+            message.id, message.thread_id, len(text), target.model, first_token, ending.value, ended,
+        )  # fmt: skip
+    if ending is Ending.INTERRUPTED:
+        who = (
+            "The model runtime stopped"
+            if target.where == LOCAL
+            else f"The connection to {target.base_url} was lost"
+        )
+        restarting = "; it is restarting" if target.where == LOCAL else ""
+        await say(f"{who} while answering{restarting}. Press Retry to ask again.")
+    elif ending is Ending.FAILED:
+        await say(f"The answer was cut short: {failure}")

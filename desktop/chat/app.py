@@ -1,8 +1,9 @@
 """The chat's Chainlit handlers: sessions, settings (model, temperature, length), history, messages.
 
 `install(backend)` registers the handlers, bound methods of one `Chat` over one `ChatBackend`, so
-there is no module-level state. Each browser session keeps its conversation in Chainlit's user session; a
-resumed chat rebuilds it from the stored thread.
+there is no module-level state. Each browser session keeps its conversation in Chainlit's user
+session; sessions showing the same chat (two tabs on it) share one, and a resumed chat rebuilds it
+from the stored thread. Retry and Continue are Chainlit actions the page calls on the newest answer.
 
 Answering (the routing, the model's stream, the context's limits) is in `answers`, imported
 once a page opens a chat: it needs the OpenAI client, a third of the chat server's imports.
@@ -11,22 +12,22 @@ once a page opens a chat: it needs the OpenAI client, a third of the chat server
 from __future__ import annotations
 
 import asyncio
+import enum
 import importlib
 import json
 import logging
 import re
 import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import chainlit as cl
-from chainlit.config import config
 from chainlit.input_widget import Select, Slider
 from chainlit.types import ThreadDict
-from chainlit.utils import wrap_user_function
 
-from desktop.chat import trimming
+from desktop.chat import chainlit_compat, trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.store import ChatStore
 from desktop.config import Settings
@@ -38,16 +39,54 @@ log = logging.getLogger(__name__)
 LOCAL_USER = "local"
 FOOTER = re.compile(r"\n\n— \*computed [^\n]*\*$")
 """The line under each answer that says where it was computed (stripped from the context)."""
-STOPPED_NOTE = " *(stopped)*"
+MAX_TOKENS_RANGE = (16, 8192)
+"""The settings' slider for the answer length."""
+
+
+ENDING_SAID = {"stopped": "stopped", "cut": "cut off at Max tokens", "interrupted": "interrupted"}
+"""The note at the end of an answer that did not end by itself (resources/…/conversation.mjs)."""
+
+
+class Ending(enum.Enum):
+    """How an answer ended; the page shows it, and offers Retry or Continue after the newest."""
+
+    DONE = "done"
+    STOPPED = "stopped"
+    """The user pressed Stop (or deleted the chat)."""
+    CUT = "cut"
+    """The model reached the answer length (Max tokens): Continue."""
+    INTERRUPTED = "interrupted"
+    """The connection to the model was lost (its runtime stopped): Retry."""
+    FAILED = "failed"
+    """The model sent an error partway."""
+
+    @property
+    def note(self) -> str:
+        """What the answer's text ends with (the page and a copy of the history show it)."""
+        said = ENDING_SAID.get(self.value)
+        return f" *({said})*" if said else ""
+
+    @property
+    def offers(self) -> str | None:
+        """The action the page offers under the newest answer that ended so (conversation.mjs)."""
+        return {"cut": "continue", "interrupted": "retry", "failed": "retry"}.get(self.value)
+
+
+ENDING_NOTES = tuple(ending.note for ending in Ending if ending.note)
 
 
 @dataclass
 class Conversation:
-    """One chat session's state."""
+    """One chat's state, shared by the sessions that show it."""
 
     turns: list[trimming.Message] = field(default_factory=list)
     temperature: float = 0.7
     max_tokens: int = 1024
+    last_answer: str | None = None
+    """The id of the newest answer's message, the only one Retry and Continue act on."""
+    last_ending: Ending = Ending.DONE
+    pending_model: str | None = None
+    """A model chosen while an answer was running: switched to once it ends."""
 
 
 class ChatBackend:
@@ -67,17 +106,21 @@ def footer(target: Target) -> str:
 
 
 def strip_footer(text: str) -> str:
-    return FOOTER.sub("", text).removesuffix(STOPPED_NOTE)
+    text = FOOTER.sub("", text)
+    for note in ENDING_NOTES:
+        text = text.removesuffix(note)
+    return text
 
 
 def restore_settings(conversation: Conversation, saved: dict[str, Any]) -> None:
-    """The temperature and answer length a resumed chat had; a value that does not read keeps
-    the default."""
+    """The temperature and answer length of a resumed chat, or chosen in the settings; a value
+    that does not read keeps what it was."""
     try:
         conversation.temperature = min(max(float(saved.get("temperature", conversation.temperature)), 0), 2)
-        conversation.max_tokens = max(int(saved.get("max_tokens", conversation.max_tokens)), 1)
-    except (TypeError, ValueError):
-        log.warning("ignoring a resumed chat's unreadable settings: %r", saved)
+        low, high = MAX_TOKENS_RANGE
+        conversation.max_tokens = min(max(int(saved.get("max_tokens", conversation.max_tokens)), low), high)
+    except (TypeError, ValueError, OverflowError):
+        log.warning("ignoring unreadable chat settings: %r", saved)
 
 
 def step_metadata(step: Any) -> dict[str, Any]:
@@ -91,16 +134,24 @@ def step_metadata(step: Any) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def turns_from_thread(thread: ThreadDict) -> list[trimming.Message]:
-    """The conversation of a stored thread, as chat messages (notices and footers left out)."""
-    turns: list[trimming.Message] = []
+def conversation_from_thread(thread: ThreadDict) -> Conversation:
+    """The conversation of a stored thread (notices and footers left out; a continued answer
+    joined to the answer it continues), and its newest answer."""
+    conversation = Conversation()
+    turns = conversation.turns
     for step in sorted(thread.get("steps", []), key=lambda s: s.get("createdAt") or ""):
         text = step.get("output") or ""
+        metadata = step_metadata(step)
         if step.get("type") == "user_message":
             turns.append({"role": "user", "content": text})
-        elif step.get("type") == "assistant_message" and step_metadata(step).get("answer"):
-            turns.append({"role": "assistant", "content": strip_footer(text)})
-    return turns
+        elif step.get("type") == "assistant_message" and metadata.get("answer"):
+            if metadata.get("continues") and turns and turns[-1]["role"] == "assistant":
+                turns[-1]["content"] += strip_footer(text)
+            else:
+                turns.append({"role": "assistant", "content": strip_footer(text)})
+            conversation.last_answer = step.get("id")
+            conversation.last_ending = Ending(metadata.get("ending", "done"))
+    return conversation
 
 
 async def say(text: str) -> cl.Message:
@@ -115,13 +166,15 @@ def install(backend: ChatBackend) -> Chat:
     chat = Chat(backend)
     cl.data_layer(chat.history)
     cl.header_auth_callback(chat.local_user)
-    cl.on_chat_start(chat.start)
-    cl.on_chat_resume(chat.resume)
-    cl.on_settings_update(chat.settings_changed)
-    # Not `cl.on_message`, which wraps each answer in a "run" step: one more message to the page
-    # and one more write to the history before the model is asked (about 4 ms of the first
-    # words' delay); this page shows no runs.
-    config.code.on_message = wrap_user_function(chat.on_message)
+    chainlit_compat.install_handlers(
+        on_message=chat.on_message,
+        on_chat_start=chat.start,
+        on_chat_resume=chat.resume,
+        on_settings_update=chat.settings_changed,
+    )
+    cl.action_callback("retry")(chat.retry)
+    cl.action_callback("continue")(chat.continue_answer)
+    backend.history.on_delete = chat.thread_deleted
     return chat
 
 
@@ -131,6 +184,8 @@ class Chat:
     def __init__(self, backend: ChatBackend) -> None:
         self.backend = backend
         self._preparing = False
+        self._by_thread: weakref.WeakValueDictionary[str, Conversation] = weakref.WeakValueDictionary()
+        """The conversation of each chat open in a session: a second tab on it shares it."""
 
     def history(self) -> ChatStore:
         return self.backend.history
@@ -139,26 +194,33 @@ class Chat:
         """A desktop app on 127.0.0.1 has one user, signed in without a login screen."""
         return cl.User(identifier=LOCAL_USER, metadata={"role": "owner", "provider": "local"})
 
-    def new_conversation(self, turns: list[trimming.Message] | None = None) -> Conversation:
-        settings = self.backend.settings
-        conversation = Conversation(turns or [], settings.temperature, settings.max_tokens)
+    def use(self, conversation: Conversation) -> Conversation:
+        """Make `conversation` this session's, and its chat's for other sessions on it."""
         cl.user_session.set("conversation", conversation)
+        self._by_thread[chainlit_compat.current_thread()] = conversation
         return conversation
 
     def conversation(self) -> Conversation:
+        """This session's conversation; a message that comes before the chat's start has run
+        makes it (and the start keeps it)."""
         conversation = cl.user_session.get("conversation")
-        return conversation if isinstance(conversation, Conversation) else self.new_conversation()
+        if isinstance(conversation, Conversation):
+            return conversation
+        settings = self.backend.settings
+        return self.use(Conversation(temperature=settings.temperature, max_tokens=settings.max_tokens))
 
     async def start(self) -> None:
         self.prepare_answering()
-        await self.send_settings(self.new_conversation())
+        await self.send_settings(self.conversation())
 
     async def resume(self, thread: ThreadDict) -> None:
         self.prepare_answering()
-        conversation = self.new_conversation(turns_from_thread(thread))
-        # Chainlit keeps a chat's settings with it and restores them before this handler runs.
-        restore_settings(conversation, cl.context.session.chat_settings or {})
-        await self.send_settings(conversation)
+        conversation = self._by_thread.get(str(thread["id"]))
+        if conversation is None:  # not open in another tab: as stored
+            conversation = conversation_from_thread(thread)
+            # Chainlit keeps a chat's settings with it and restores them before this handler runs.
+            restore_settings(conversation, cl.context.session.chat_settings or {})
+        await self.send_settings(self.use(conversation))
 
     def prepare_answering(self) -> None:
         """Import `answers`, and what its first answer needs, in the background once a page has
@@ -190,21 +252,32 @@ class Chat:
                 id="max_tokens",
                 label="Max tokens",
                 initial=conversation.max_tokens,
-                min=16,
-                max=8192,
+                min=MAX_TOKENS_RANGE[0],
+                max=MAX_TOKENS_RANGE[1],
                 step=16,
             ),
         ]
         await cl.ChatSettings(widgets).send()
 
     async def settings_changed(self, values: dict[str, Any]) -> None:
+        """New settings apply from the next answer; a running answer goes on as it was, with the
+        model it was started with (a switch waits for it to end)."""
         conversation = self.conversation()
-        conversation.temperature = float(values.get("temperature", conversation.temperature))
-        conversation.max_tokens = int(values.get("max_tokens", conversation.max_tokens))
+        restore_settings(conversation, values)
         model = values.get("model")
         _, current = await asyncio.to_thread(self.backend.local.models)
-        if model and model != current:
+        if not model or model == current:
+            conversation.pending_model = None
+        elif chainlit_compat.answer_running():
+            conversation.pending_model = str(model)
+            await say(f"Switching to {model} once this answer is done.")
+        else:
             await self.switch_model(str(model), conversation)
+
+    async def after_answer(self, conversation: Conversation) -> None:
+        if conversation.pending_model:
+            model, conversation.pending_model = conversation.pending_model, None
+            await self.switch_model(model, conversation)
 
     async def switch_model(self, model: str, conversation: Conversation) -> None:
         backend = self.backend
@@ -227,20 +300,56 @@ class Chat:
         await self.send_settings(conversation)
 
     async def on_message(self, message: cl.Message) -> None:
-        if len(message.content) > trimming.MAX_MESSAGE_CHARS:  # our page sends none this long
-            self.backend.history.first_words_sent(message.thread_id)  # none will come
-            await say(
-                f"Your message is {len(message.content):,} characters long; the chat takes at most "
-                f"{trimming.MAX_MESSAGE_CHARS:,}. Shorten it, or send it in parts."
-            )
+        refusal = trimming.refusal(message.content)
+        if refusal:  # our page sends none of these
+            self.backend.history.first_words_sent(message.thread_id)  # no answer will come
+            await say(refusal)
             return
+        await chainlit_compat.tell_others(message.thread_id, "new_message", message.to_dict())
         conversation = self.conversation()
         conversation.turns.append({"role": "user", "content": message.content})
         from desktop.chat import answers  # imported after start, off the page's way (server.py)
 
         try:
-            text = await answers.respond(self.backend, conversation, message.content)
+            answered = await answers.respond(self.backend, conversation)
         finally:  # no first words (no model, an error, Stop): the chat's writes need not wait
             self.backend.history.first_words_sent(message.thread_id)
-        if text is None:
+            await asyncio.shield(self.after_answer(conversation))  # also after Stop
+        if not answered:
             conversation.turns.pop()  # unanswered: the context keeps answered turns only
+
+    async def retry(self, action: cl.Action) -> None:
+        """Ask again for the newest answer, which the model's runtime left unfinished."""
+        await self.act_on_newest(action, "retry")
+
+    async def continue_answer(self, action: cl.Action) -> None:
+        """Go on with the newest answer, which stopped at the answer length."""
+        await self.act_on_newest(action, "continue")
+
+    async def act_on_newest(self, action: cl.Action, what: str) -> None:
+        conversation = self.conversation()
+        if chainlit_compat.answer_running():
+            await say("An answer is on its way: stop it first.")
+            return
+        if action.forId is None or action.forId != conversation.last_answer:
+            await say(f"Only the newest answer can be {'retried' if what == 'retry' else 'continued'}.")
+            return
+        if conversation.last_ending.offers != what:
+            await say(f"This answer ended {conversation.last_ending.value}: there is nothing to {what}.")
+            return
+        from desktop.chat import answers
+
+        async def work() -> None:
+            try:
+                if what == "retry":
+                    await answers.retry(self.backend, conversation, action.forId or "")
+                else:
+                    await answers.go_on(self.backend, conversation)
+            finally:
+                await asyncio.shield(self.after_answer(conversation))
+
+        chainlit_compat.run_answer(work())
+
+    async def thread_deleted(self, thread_id: str) -> None:
+        """A chat is being deleted: its answers stop first, so none of it is saved again."""
+        await chainlit_compat.stop_answers(thread_id, timeout_s=10.0)

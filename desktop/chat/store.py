@@ -14,12 +14,16 @@ Writes also go one at a time (`execute_sql`). Each is a transaction on a connect
 and while the event loop is busy (twenty answers streaming on a 2-core laptop) one can hold
 SQLite's write lock for seconds; the others gave up after SQLite's 5 s and Chainlit only logged
 it: a user's message, or a whole chat, went missing from the history.
+
+A deleted chat stays deleted: its answers are stopped first (`on_delete`), and no later write
+for it is made (a running answer's last save used to bring it back, with no owner).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,9 @@ class ChatStore(SQLAlchemyDataLayer):
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._writing = asyncio.Lock()
+        self._deleted: set[str] = set()
+        self.on_delete: Callable[[str], Awaitable[None]] | None = None
+        """Called before a chat is deleted (to stop its answers)."""
 
     def first_words_sent(self, thread_id: str) -> None:
         """The answer in `thread_id` has started (or will not): its chat's writes may go."""
@@ -68,12 +75,29 @@ class ChatStore(SQLAlchemyDataLayer):
             return await super().execute_sql(query, parameters)
 
     async def create_step(self, step_dict: Any) -> None:
-        if step_dict.get("type") == "user_message" and step_dict.get("threadId"):
-            self._starting.add(step_dict["threadId"])
+        thread_id = step_dict.get("threadId")
+        if step_dict.get("type") == "user_message" and thread_id:
+            self._starting.add(thread_id)
             self._quiet.clear()
         await self._after_first_words()
-        await super().create_step(step_dict)
+        if thread_id not in self._deleted:
+            await super().create_step(step_dict)
 
     async def update_thread(self, thread_id: str, *args: Any, **kwargs: Any) -> None:
         await self._after_first_words()
-        await super().update_thread(thread_id, *args, **kwargs)
+        if thread_id not in self._deleted:
+            await super().update_thread(thread_id, *args, **kwargs)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        self._deleted.add(thread_id)
+        if self.on_delete is not None:
+            await self.on_delete(thread_id)
+        await super().delete_thread(thread_id)
+
+    async def get_thread_author(self, thread_id: str) -> str:
+        """The chat's owner; "" for no such chat, which Chainlit answers with 404 (its own
+        data layer raises, a 500)."""
+        try:
+            return await super().get_thread_author(thread_id)
+        except ValueError:
+            return ""

@@ -10,6 +10,7 @@ the prompt is too long, `drop_oldest_turn` removes one more turn and the chat tr
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +25,30 @@ MAX_MESSAGE_CHARS = 500_000
 """The longest message the chat takes at all: about 125,000 tokens, more than a local model reads
 at once. The page keeps a longer one in its message box and says so (assets/app.mjs)."""
 
-_CONTEXT_ERROR = re.compile(r"context|too long|maximum.*tokens|exceed", re.IGNORECASE)
+_CONTEXT_ERROR = re.compile(
+    r"context (?:length|window|size)|maximum context|too many tokens"
+    r"|(?:prompt|input|message)s? (?:is )?too long",
+    re.IGNORECASE,
+)
+"""How endpoints word "the prompt does not fit" (Foundry Local, OpenAI, llama.cpp, vLLM, Ollama)."""
 _BUDGET = re.compile(r"\((\d+) input \+ (\d+) output\).*?context length of (\d+)", re.IGNORECASE | re.DOTALL)
+
+
+def is_blank(text: str) -> bool:
+    """Nothing to answer: only spaces and invisible characters (a zero-width space, say)."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+
+
+def refusal(text: str) -> str | None:
+    """Why a message is not answered at all, or None. (The page sends none of these.)"""
+    if is_blank(text):
+        return "Your message is empty: there is nothing to answer."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return (
+            f"Your message is {len(text):,} characters long; the chat takes at most "
+            f"{MAX_MESSAGE_CHARS:,}. Shorten it, or send it in parts."
+        )
+    return None
 
 
 def estimate_tokens(text: str) -> int:
@@ -100,9 +123,14 @@ def drop_oldest_turn(messages: Sequence[Message]) -> tuple[list[Message], int] |
     return [*head, *body[starts[1] :]], starts[1]
 
 
-def is_context_error(message: str) -> bool:
-    """True when an endpoint's error says the prompt does not fit the model's context."""
-    return bool(_CONTEXT_ERROR.search(message))
+def is_context_error(status: int | None, message: str) -> bool:
+    """True when an endpoint's error says the prompt does not fit the model's context: a refusal
+    of the request (HTTP 400 or 413, or an error event in a stream, which has no status) that says
+    so. A server error (5xx) never is, whatever its text mentions (a sliding-window model's "KV
+    cache capacity … local_window_size" once read as "too long")."""
+    if status is not None and status not in (400, 413):
+        return False
+    return parse_budget(message) is not None or bool(_CONTEXT_ERROR.search(message))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A stand-in "remote" OpenAI-compatible endpoint on 127.0.0.1 that counts what it is asked.
 
 Streams a fixed answer for any chat request, so routing tests can tell which endpoint answered
-and assert that local-only never contacted it.
+and assert that local-only never contacted it; or, with `failure` set, refuses it as an endpoint
+does (an HTTP status and an OpenAI-style error body).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class RemoteStandIn:
         self.requests: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         """The JSON of each chat request, in order."""
+        self.failure: tuple[int, str] | None = None
+        """(status, message) to answer chat requests with instead of an answer."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -52,6 +55,10 @@ class RemoteStandIn:
                 standin.bodies.append(
                     json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 )
+                if standin.failure is not None:
+                    status, message = standin.failure
+                    self._json({"error": {"message": message, "type": "server_error", "code": None}}, status)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -69,9 +76,9 @@ class RemoteStandIn:
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
 
-            def _json(self, body: Any) -> None:
+            def _json(self, body: Any, status: int = 200) -> None:
                 data = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

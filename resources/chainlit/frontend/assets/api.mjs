@@ -57,6 +57,11 @@ export class ChatApi {
     });
   }
 
+  /** Run a chat action (Retry, Continue) in the live session `sessionId`. */
+  action(sessionId, action) {
+    return this.request('POST', '/project/action', { sessionId, action });
+  }
+
   deleteThread(threadId) {
     return this.request('DELETE', '/project/thread', { threadId });
   }

@@ -13,6 +13,7 @@ const TITLE_CHARS = 80;
 const MAX_MESSAGE_CHARS = 500_000; // the longest message the chat takes (desktop/chat/trimming.py)
 const TOO_LONG = 'message-too-long'; // the id of the note that says a message was too long to send
 const NARROW = window.matchMedia('(max-width: 760px)');
+const BLANK = /^[\s\p{Cf}\p{Cc}]*$/u; // nothing to send: spaces, zero-width and control characters
 
 function element(id) {
   return document.getElementById(id);
@@ -40,7 +41,9 @@ class ChatPage {
     this.modelChip = element('model-chip');
     this.settingsButton = element('chat-settings-open-modal');
     this.toasts = element('toasts');
-    this.conversation = new Conversation(element('messages'), element('welcome'));
+    this.conversation = new Conversation(element('messages'), element('welcome'), (name, stepId) =>
+      this.session?.act(name, stepId, this.api),
+    );
     this.threads = new ThreadList(element('thread-history'), element('thread-search'), this.api, {
       open: (threadId) => this.go(threadId),
       deleted: (threadId) => {
@@ -52,6 +55,7 @@ class ChatPage {
     );
     this.setup = new SetupView(element('setup'), this.api, (shown) => this.showSetup(shown));
     this.session = null;
+    this.sendWhenReady = false; // Enter was pressed while a new chat was still starting
     this.bind();
   }
 
@@ -112,6 +116,7 @@ class ChatPage {
     this.conversation.setRunning(false);
     this.title.textContent = threadId ? '' : 'New chat';
     this.threads.setCurrent(threadId);
+    this.sendWhenReady = false;
     this.session = new ChatSession(threadId, this.sessionEvents(), () => this.api.signIn());
     this.updateComposer();
     this.input.focus();
@@ -120,6 +125,10 @@ class ChatPage {
   sessionEvents() {
     return {
       connection: (state, detail) => this.showConnection(state, detail),
+      ready: () => {
+        this.updateComposer();
+        if (this.sendWhenReady) this.send();
+      },
       running: (running) => {
         this.conversation.setRunning(running);
         this.updateComposer();
@@ -157,10 +166,17 @@ class ChatPage {
     };
   }
 
+  /** Send what the message box holds. While the chat is still starting (just opened), it goes
+   * once the chat is ready; while the connection is lost, it stays in the box. */
   send() {
     const text = this.input.value.trim();
     const session = this.session;
-    if (!text || !session?.connected || session.running) return;
+    this.sendWhenReady = false;
+    if (BLANK.test(text) || !session || session.running) return;
+    if (!session.ready) {
+      this.sendWhenReady = ['connecting', 'connected'].includes(this.app.dataset.connection);
+      return;
+    }
     if (text.length > MAX_MESSAGE_CHARS) {
       this.refuseTooLong(text.length);
       return;
@@ -193,10 +209,11 @@ class ChatPage {
 
   updateComposer() {
     const running = Boolean(this.session?.running);
-    const connected = Boolean(this.session?.connected);
+    const ready = Boolean(this.session?.ready);
     this.submit.hidden = running;
     this.stopButton.hidden = !running;
-    this.submit.disabled = !connected || !this.input.value.trim();
+    this.submit.disabled = !ready || BLANK.test(this.input.value);
+    this.app.dataset.ready = String(ready); // a message sent now is taken
   }
 
   /** The message box grows with its text, up to a limit (then it scrolls). */

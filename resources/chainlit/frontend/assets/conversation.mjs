@@ -5,12 +5,20 @@
 // has not drawn for. However fast the model streams, the page does one small piece of work per
 // frame and never falls behind. Steps that are not messages (Chainlit's runs) are not shown;
 // while an answer is on its way and has no text yet, three dots say so (after a moment: a fast
-// model's first words come before they would, and there is nothing to flicker).
+// model's first words come before they would, and there is nothing to flicker). The newest
+// answer, when it did not end by itself, offers what helps: Retry (its model's runtime stopped)
+// or Continue (it reached Max tokens).
 import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
 const FOOTER = /\n\n— \*(computed [^\n]*)\*$/; // where the answer was computed (answers.py)
-const STOPPED = / \*\(stopped\)\*$/; // an answer cut short by Stop (answers.py)
+const ENDING = / \*\((?:stopped|cut off at Max tokens|interrupted)\)\*$/; // app.py's ENDING_SAID
+const RETRY = { name: 'retry', label: 'Retry', title: 'Ask the model again' };
+const ACTIONS = { // by how the answer ended: app.py's Ending.offers
+  interrupted: RETRY,
+  failed: RETRY,
+  cut: { name: 'continue', label: 'Continue', title: 'Let the model go on with this answer' },
+};
 const NEAR_BOTTOM_PX = 48;
 const THINKING_DELAY_MS = 300;
 
@@ -28,17 +36,26 @@ function metadataOf(step) {
 
 /** What a user copies from an answer: its text without the line that says where it was made. */
 export function answerText(output) {
-  return output.replace(FOOTER, '').replace(STOPPED, '').trimEnd();
+  return output.replace(FOOTER, '').replace(ENDING, '').trimEnd();
 }
 
 export class Conversation {
   /**
    * @param {HTMLElement} container the scrolling element the messages go into
    * @param {HTMLElement} welcome shown while the conversation is empty
+   * @param {(name: string, stepId: string) => void} act runs an answer's action (Retry, Continue)
    */
-  constructor(container, welcome) {
+  constructor(container, welcome, act) {
     this.container = container;
     this.welcome = welcome;
+    this.act = act;
+    this.action = document.createElement('button');
+    this.action.type = 'button';
+    this.action.className = 'answer-action';
+    this.action.addEventListener('click', () => {
+      this.action.disabled = true;
+      this.act(this.action.dataset.name, this.action.dataset.stepId);
+    });
     this.entries = new Map(); // id -> {step, element, content, view}
     this.dirty = new Set();
     this.running = false;
@@ -91,6 +108,7 @@ export class Conversation {
     const entry = this.entries.get(id);
     if (!entry) return;
     entry.step.output = replace ? text : (entry.step.output || '') + text;
+    entry.step.streaming = true; // until its final version comes
     this.dirty.add(id);
     this.schedule();
   }
@@ -191,6 +209,7 @@ export class Conversation {
     }
     this.dirty.clear();
     this.welcome.hidden = !this.empty;
+    this.placeAction();
     if (this.isThinking()) this.container.append(this.thinking);
     else this.thinking.remove();
     if (this.stickToBottom) this.container.scrollTop = this.container.scrollHeight;
@@ -221,6 +240,31 @@ export class Conversation {
       where.className = 'where';
       where.textContent = footer[1];
       content.append(where);
+    }
+  }
+
+  /** Under the newest answer (no message of the user's after it), when no answer is running:
+   * Retry or Continue, if it ended so. */
+  placeAction() {
+    let newest = null;
+    for (const entry of [...this.entries.values()].reverse()) {
+      if (entry.step.type === 'user_message') break;
+      if (metadataOf(entry.step).answer) {
+        newest = entry;
+        break;
+      }
+    }
+    const action = newest && !this.running && !newest.step.streaming && ACTIONS[metadataOf(newest.step).ending];
+    if (!action) {
+      this.action.remove();
+      return;
+    }
+    if (this.action.parentNode !== newest.element || this.action.dataset.stepId !== newest.step.id) {
+      Object.assign(this.action.dataset, { name: action.name, stepId: newest.step.id });
+      this.action.textContent = action.label;
+      this.action.title = action.title;
+      this.action.disabled = false;
+      newest.element.append(this.action);
     }
   }
 

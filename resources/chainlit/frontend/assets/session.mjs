@@ -1,8 +1,14 @@
 // One chat's live connection to the chat server: Chainlit's Socket.IO protocol, as its own web
 // page speaks it (a session id per chat, the thread to resume in the handshake).
 //
+// A message is sent only once the session is `ready`: connected, and the server has run the
+// chat's start (it says so with a `task_end`) and, for a stored chat, sent it. A message sent
+// before would race the start: Chainlit's `task_end` would land after the answer's `task_start`
+// (the page would think no answer is running), and a resumed chat would be drawn over it.
+//
 // The session reports what happens through `events`, an object of optional callbacks:
 //   connection(state, detail)   'connecting' | 'connected' | 'reconnecting' | 'refused'
+//   ready()                     a message sent now will be taken
 //   running(isRunning)          an answer is being made (Chainlit's task_start / task_end)
 //   step(step)                  a message was sent or updated (whole)
 //   streamStart(step)           an answer starts streaming (its first text included)
@@ -28,6 +34,9 @@ export class ChatSession {
     this.running = false;
     this.closed = false;
     this.retriedSignIn = false;
+    this.starting = true; // until the server has run the chat's start after a connection
+    this.resuming = Boolean(threadId); // until the stored chat has come
+    this.sessionId = crypto.randomUUID();
     this.socket = io(window.location.origin, {
       path: '/ws/socket.io',
       transports: ['websocket'],
@@ -36,7 +45,7 @@ export class ChatSession {
       reconnectionDelayMax: 2000,
       auth: {
         clientType: 'webapp',
-        sessionId: crypto.randomUUID(),
+        sessionId: this.sessionId,
         threadId: threadId || '',
         userEnv: '{}',
         chatProfile: '',
@@ -50,6 +59,17 @@ export class ChatSession {
     return this.socket.connected;
   }
 
+  /** A message sent now will be taken and answered. */
+  get ready() {
+    return this.socket.connected && !this.starting && !this.resuming;
+  }
+
+  startDone(what) {
+    const wasReady = this.ready;
+    this[what] = false;
+    if (this.ready && !wasReady) this.emit('ready');
+  }
+
   emit(name, ...args) {
     if (!this.closed) this.events[name]?.(...args);
   }
@@ -58,6 +78,7 @@ export class ChatSession {
     const socket = this.socket;
     socket.on('connect', () => {
       this.retriedSignIn = false;
+      this.starting = true;
       socket.emit('connection_successful');
       this.emit('connection', 'connected');
     });
@@ -69,13 +90,19 @@ export class ChatSession {
     socket.on('connect_error', (error) => this.refused(error));
 
     socket.on('task_start', () => this.setRunning(true));
-    socket.on('task_end', () => this.setRunning(false));
+    socket.on('task_end', () => {
+      this.setRunning(false);
+      this.startDone('starting'); // the first one after a connection ends the chat's start
+    });
     socket.on('new_message', (step) => this.emit('step', step));
     socket.on('update_message', (step) => this.emit('step', step));
     socket.on('delete_message', (step) => this.emit('removeStep', step.id));
     socket.on('stream_start', (step) => this.emit('streamStart', step));
     socket.on('stream_token', ({ id, token, isSequence }) => this.emit('token', id, token, isSequence));
-    socket.on('resume_thread', (thread) => this.emit('thread', thread));
+    socket.on('resume_thread', (thread) => {
+      this.emit('thread', thread);
+      this.startDone('resuming');
+    });
     socket.on('resume_thread_error', (error) => this.emit('threadMissing', error));
     socket.on('first_interaction', ({ thread_id: threadId }) => {
       if (threadId && threadId !== this.threadId) {
@@ -133,6 +160,13 @@ export class ChatSession {
 
   stop() {
     this.socket.emit('stop');
+  }
+
+  /** Run one of the chat's actions (`retry`, `continue`) on a message, as its answer. */
+  act(name, forId, api) {
+    return api.action(this.sessionId, { name, forId, payload: {} }).catch((error) => {
+      this.emit('toast', `Could not ${name}: ${error.message}`, 'error');
+    });
   }
 
   changeSettings(values) {
