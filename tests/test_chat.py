@@ -334,3 +334,38 @@ def test_the_chainlit_internals_the_chat_uses(tmp_path: Path) -> None:
     Chainlit release that changes one fails here, naming it."""
     missing = in_chainlit_child(CHAINLIT_INTERNALS, tmp_path).strip()
     assert not missing, f"Chainlit changed what the chat relies on: {missing}"
+
+
+RESUMED = """
+from desktop.chat.app import conversation_from_thread
+
+def step(id, type, output, metadata=None, at="2026-01-01T00:00:0%d"):
+    return {"id": id, "type": type, "output": output, "metadata": metadata or {}, "createdAt": at % int(id)}
+
+thread = {"id": "t", "steps": [
+    step("1", "user_message", "Tell me"),
+    step("2", "assistant_message", "Once upon *(cut off at Max tokens)*\\n\\n— *computed on this computer*",
+         '{"answer": true, "ending": "cut"}'),
+    step("3", "assistant_message", " a time *(stopped)*",
+         {"answer": True, "continues": True, "ending": "stopped"}),
+    step("4", "assistant_message", "Switching to beta.", {"notice": True}),
+    step("5", "user_message", "And?"),
+    step("6", "assistant_message", "The end", {"answer": True, "ending": "from a future version"}),
+]}
+conversation = conversation_from_thread(thread)
+print(conversation.turns)
+print(conversation.last_answer, conversation.last_ending.name)
+"""
+
+
+def test_a_resumed_chat_joins_a_continued_answer_and_knows_how_its_newest_ended(tmp_path: Path) -> None:
+    turns, last = in_chainlit_child(RESUMED, tmp_path).strip().splitlines()
+    assert turns == str(
+        [
+            {"role": "user", "content": "Tell me"},
+            {"role": "assistant", "content": "Once upon a time"},
+            {"role": "user", "content": "And?"},
+            {"role": "assistant", "content": "The end"},
+        ]
+    )
+    assert last == "6 DONE"

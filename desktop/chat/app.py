@@ -66,6 +66,14 @@ class Ending(enum.Enum):
         said = ENDING_SAID.get(self.value)
         return f" *({said})*" if said else ""
 
+    @classmethod
+    def read(cls, stored: object) -> Ending:
+        """How a stored answer ended; one from before endings were kept (or unreadable): done."""
+        try:
+            return cls(stored)
+        except ValueError:
+            return cls.DONE
+
     @property
     def offers(self) -> str | None:
         """The action the page offers under the newest answer that ended so (conversation.mjs)."""
@@ -150,7 +158,7 @@ def conversation_from_thread(thread: ThreadDict) -> Conversation:
             else:
                 turns.append({"role": "assistant", "content": strip_footer(text)})
             conversation.last_answer = step.get("id")
-            conversation.last_ending = Ending(metadata.get("ending", "done"))
+            conversation.last_ending = Ending.read(metadata.get("ending"))
     return conversation
 
 
