@@ -47,6 +47,9 @@ def http_ok(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None = N
     try:
         with _NO_PROXY.open(request, timeout=timeout_s) as response:
             return 200 <= int(response.status) < 300
+    except urllib.error.HTTPError as error:
+        error.close()  # it holds the connection until it is closed
+        return False
     except (OSError, ValueError):
         return False
 

@@ -166,6 +166,8 @@ def _detail(error: urllib.error.HTTPError) -> str:
         detail = json.loads(error.read()).get("detail")
     except (OSError, ValueError, AttributeError):
         return error.reason or ""
+    finally:
+        error.close()  # it holds the connection until it is closed
     return str(detail) if detail else str(error.reason or "")
 
 

@@ -54,8 +54,9 @@ class SignInDoor:
     def __init__(self, secret: RunSecret, sign_in: SignIn) -> None:
         self.secret = secret
         self.sign_in = sign_in
-        self.opened_at = time.time()
-        """Links made before this server started are refused: a used one is known only here."""
+        self.opened_at = int(time.time() * 1000) / 1000
+        """Links made before this server started are refused: a used one is known only here. (In
+        whole milliseconds, as a link's time is: one made in the same millisecond is not older.)"""
         self._used: set[str] = set()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))

@@ -39,6 +39,7 @@ def list_endpoint_models(
     try:
         data = http_get_json(url, timeout_s=timeout_s, headers={"Authorization": f"Bearer {api_key}"})
     except urllib.error.HTTPError as error:
+        error.close()
         hint = (
             " Check API_KEY."
             if error.code in (401, 403)

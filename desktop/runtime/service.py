@@ -193,3 +193,5 @@ def _error_message(error: urllib.error.HTTPError) -> str:
         return str(json.loads(error.read())["error"])
     except (ValueError, KeyError, OSError):
         return f"HTTP {error.code}"
+    finally:
+        error.close()  # it holds the connection until it is closed
