@@ -5,7 +5,8 @@ numbers mean something):
 
 - runtime host start to ready, model cached (median of --runs), beside the model's own load time;
 - for the same prompt and model: time to first token and streamed tokens/s in-process (Foundry
-  Local SDK in this process) versus through the host's OpenAI-compatible HTTP endpoint;
+  Local SDK in this process) versus through the host's OpenAI-compatible HTTP endpoint, and
+  through its front (`desktop/runtime/front.py`) versus straight to the runtime behind it;
 - host RSS with the tiny model loaded, after a chat.
 
 Usage: .venv/bin/python tests/benchmark_runtime.py [--runs 5] [--tokens 200] [--json out.json]
@@ -20,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +62,19 @@ def start_host(settings: Settings, root: Path) -> tuple[Supervisor, RuntimeStatu
         lambda s: s.state is RuntimeState.READY and s.pid == supervisor.status.pid, timeout_s=120
     )
     return supervisor, status, time.perf_counter() - started
+
+
+def behind_the_front(status: RuntimeStatus) -> str:
+    """The base URL of the runtime's own web service, behind the front: the one port the host
+    listens on that is neither the front's nor its control API's."""
+    assert status.pid is not None and status.base_url and status.service_url and status.control_url
+    published = {urllib.parse.urlsplit(url).port for url in (status.service_url, status.control_url)}
+    [port] = {
+        c.laddr.port
+        for c in psutil.Process(status.pid).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port not in published
+    }
+    return status.base_url.replace(status.service_url, f"http://127.0.0.1:{port}")
 
 
 def host_start_to_ready(model: Path, runs: int, root: Path) -> list[float]:
@@ -229,13 +244,17 @@ def main() -> None:
         supervisor, status, _ = start_host(Settings(model_path=big, runtime_port=free_port()), root / "http")
         client = openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=120)
         # Interleaved, so that drift of the machine (other load, clock) hits both alike.
-        local, http, raw = measure_interleaved(
+        direct = behind_the_front(status)
+        local, http, raw, raw_direct = measure_interleaved(
             args.runs,
             {
                 "in_process": lambda: in_process.stream(args.tokens),
                 "http_openai": lambda: stream_http(client, status.model_id or "", args.tokens),
                 "http_raw_sse": lambda: stream_raw_sse(
                     status.base_url or "", status.model_id or "", args.tokens
+                ),
+                "http_raw_sse_behind_front": lambda: stream_raw_sse(
+                    direct, status.model_id or "", args.tokens
                 ),
             },
         )
@@ -245,6 +264,9 @@ def main() -> None:
     results["in_process"] = local
     results["http"] = http
     results["http_raw_sse"] = raw
+    results["http_raw_sse_behind_front"] = raw_direct
+    results["front_first_token_overhead_ms"] = raw["ttft_ms"] - raw_direct["ttft_ms"]
+    results["front_throughput_ratio"] = raw["tokens_per_s"] / raw_direct["tokens_per_s"]
     results["http_raw_throughput_ratio"] = raw["tokens_per_s"] / local["tokens_per_s"]
     results["http_throughput_ratio"] = http["tokens_per_s"] / local["tokens_per_s"]
     results["http_first_token_overhead_ms"] = http["ttft_ms"] - local["ttft_ms"]
