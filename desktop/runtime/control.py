@@ -60,6 +60,16 @@ class Controllable(Protocol):
     def retry_catalog(self) -> None: ...
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: HTTPStatus, body: Any) -> None:
+    """Answer a request of `handler`'s with `body` as JSON (the host's servers all answer so)."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def serve_control(host: Controllable, secret: RunSecret, port: int = 0) -> ThreadingHTTPServer:
     """Start the control API on 127.0.0.1:`port` in a daemon thread; returns the server."""
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(host, secret))
@@ -141,12 +151,7 @@ def _handler_for(host: Controllable, secret: RunSecret) -> type[BaseHTTPRequestH
             return False
 
         def _reply(self, status: HTTPStatus, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from desktop import compat
+from desktop.runtime.control import send_json
 
 RUNTIME_ANSWER_ROOM = 2048
 """Tokens the runtime keeps for the answer of a request that names no answer length."""
@@ -205,12 +206,7 @@ def _handler_for(upstream: Upstream, room_for: AnswerRoom) -> type[BaseHTTPReque
 
         def _fail(self, status: HTTPStatus, message: str) -> None:
             """An error in the OpenAI shape, which every client shows."""
-            data = json.dumps({"error": {"message": message, "type": "runtime_unavailable"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, {"error": {"message": message, "type": "runtime_unavailable"}})
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
