@@ -284,3 +284,12 @@ def test_a_second_tab_on_the_same_chat_shows_new_messages(stack: ChatStack, page
         "A second question",
         "From the other tab",
     ]
+    # Deleted in one tab: the other moves to a new chat, where what it sends is kept.
+    row = page.locator("#thread-history .thread-row", has_text="Seen in both tabs")
+    row.hover()
+    row.locator(".thread-delete").click()
+    row.locator(".thread-delete").click()
+    other.wait_for_selector(".toast:has-text('could not be opened (it was deleted)')")
+    other.wait_for_url(f"{stack.url}/")
+    send(other, "A new one")
+    wait_for_answer(other, ALPHA_ANSWER)

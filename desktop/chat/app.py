@@ -359,5 +359,7 @@ class Chat:
         chainlit_compat.run_answer(work())
 
     async def thread_deleted(self, thread_id: str) -> None:
-        """A chat is being deleted: its answers stop first, so none of it is saved again."""
+        """A chat is being deleted: its answers stop first, so none of it is saved again, and a
+        tab still showing it moves to a new chat (what it sent there would not be kept)."""
         await chainlit_compat.stop_answers(thread_id, timeout_s=10.0)
+        await chainlit_compat.tell_sessions(thread_id, "resume_thread_error", "it was deleted")

@@ -72,8 +72,13 @@ def sessions_on(thread_id: str) -> list[WebsocketSession]:
 
 async def tell_others(thread_id: str, event: str, data: Any) -> None:
     """Send an event to every other session showing the same chat (another tab on it)."""
+    await tell_sessions(thread_id, event, data, but=context.session)
+
+
+async def tell_sessions(thread_id: str, event: str, data: Any, but: object = None) -> None:
+    """Send an event to every session showing a chat (but one)."""
     for session in sessions_on(thread_id):
-        if session is not context.session:
+        if session is not but:
             try:
                 await session.emit(event, data)  # type: ignore[misc]  # typed as returning None
             except Exception:  # a tab that just went away
