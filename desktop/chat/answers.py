@@ -47,7 +47,8 @@ async def respond(
 ) -> bool:
     """Answer the conversation's newest message from the first target of the routing plan that
     can; tell the user if none can. `extra`: a message sent after the conversation, not kept."""
-    prompt = conversation.turns[-1]["content"]
+    # Routed by the user's newest message (Continue asks on behalf of the answer after it).
+    prompt = next((turn["content"] for turn in reversed(conversation.turns) if turn["role"] == "user"), "")
     order = plan(backend.settings, prompt, backend.remote is not None)
     problems: list[str] = []
     for where in order:
