@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,29 @@ class LinkToken:
 
     issued_at: float
     nonce: str
+
+
+class OneTimeLinks:
+    """A server's redemption of link tokens: each good one once, and none made before the server
+    started (which tokens were used is known only to the server that took them)."""
+
+    def __init__(self, secret: RunSecret) -> None:
+        self.secret = secret
+        self.since = int(time.time() * 1000) / 1000
+        """In whole milliseconds, as a token's time is: one made in the same millisecond is not older."""
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def redeem(self, token: str) -> bool:
+        """True the first time a good token of this run, made since the server started, is shown."""
+        checked = self.secret.check_link_token(token)
+        if checked is None or checked.issued_at < self.since:
+            return False
+        with self._lock:
+            if checked.nonce in self._used:
+                return False
+            self._used.add(checked.nonce)
+        return True
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from urllib.parse import urlencode
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from desktop.runsecret import TOKEN_PARAM, RunSecret
+from desktop.runsecret import TOKEN_PARAM, OneTimeLinks, RunSecret
 
 COOKIE_NAME = "foundry_desk_session"
 PUBLIC_PATHS = frozenset({"/health"})
@@ -35,9 +34,7 @@ class RunSecretGate:
     def __init__(self, app: ASGIApp, secret: RunSecret) -> None:
         self.app = app
         self.secret = secret
-        self.started_at = time.time()
-        """Links made before this server started are refused: a used nonce is known only here."""
-        self._used: set[str] = set()
+        self.links = OneTimeLinks(secret)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
@@ -63,12 +60,10 @@ class RunSecretGate:
 
     async def _redeem(self, connection: HTTPConnection, send: Send) -> None:
         """Exchange a link's one-time token for the session cookie, and go on without it."""
-        token = self.secret.check_link_token(connection.query_params[TOKEN_PARAM])
-        if token is None or token.nonce in self._used or token.issued_at < self.started_at:
+        if not self.links.redeem(connection.query_params[TOKEN_PARAM]):
             reason = "This link has been used already, or is from an earlier run. " + OPEN_FROM_TRAY
             await _respond(send, 403, "text/html; charset=utf-8", _page(reason))
             return
-        self._used.add(token.nonce)
         query = urlencode([(k, v) for k, v in connection.query_params.multi_items() if k != TOKEN_PARAM])
         location = connection.url.path + (f"?{query}" if query else "")
         cookie = f"{COOKIE_NAME}={self.secret.session_cookie}; Path=/; HttpOnly; SameSite=Strict"

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from desktop.loopback import addressed_to_loopback
 from desktop.openwebui.account import Session
-from desktop.runsecret import TOKEN_PARAM, RunSecret
+from desktop.runsecret import TOKEN_PARAM, OneTimeLinks, RunSecret
 
 PATH = "/open-webui"
 HANDOVER_S = 60
@@ -54,11 +53,7 @@ class SignInDoor:
     def __init__(self, secret: RunSecret, sign_in: SignIn) -> None:
         self.secret = secret
         self.sign_in = sign_in
-        self.opened_at = int(time.time() * 1000) / 1000
-        """Links made before this server started are refused: a used one is known only here. (In
-        whole milliseconds, as a link's time is: one made in the same millisecond is not older.)"""
-        self._used: set[str] = set()
-        self._lock = threading.Lock()
+        self.links = OneTimeLinks(secret)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="door", daemon=True)
@@ -76,17 +71,6 @@ class SignInDoor:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def redeem(self, token: str) -> bool:
-        """True the first time a good link token of this run is shown, after the door opened."""
-        checked = self.secret.check_link_token(token)
-        if checked is None or checked.issued_at < self.opened_at:
-            return False
-        with self._lock:
-            if checked.nonce in self._used:
-                return False
-            self._used.add(checked.nonce)
-        return True
-
 
 def _handler(door: SignInDoor) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -95,7 +79,7 @@ def _handler(door: SignInDoor) -> type[BaseHTTPRequestHandler]:
             token = urllib.parse.parse_qs(parts.query).get(TOKEN_PARAM, [""])[0]
             if not addressed_to_loopback(self.headers.get("Host")) or parts.path != PATH:
                 self._page(404, "Not here.")
-            elif not door.redeem(token):
+            elif not door.links.redeem(token):
                 self._page(403, "This link has been used already, or is from an earlier run. " + USE_THE_TRAY)
             else:
                 self._sign_in()
