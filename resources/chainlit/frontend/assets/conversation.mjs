@@ -246,6 +246,10 @@ export class Conversation {
   /** Under the newest answer (no message of the user's after it), when no answer is running:
    * Retry or Continue, if it ended so. */
   placeAction() {
+    if (this.running) {
+      this.action.remove(); // and no walk over the messages at every frame of an answer
+      return;
+    }
     let newest = null;
     for (const entry of [...this.entries.values()].reverse()) {
       if (entry.step.type === 'user_message') break;
@@ -254,7 +258,7 @@ export class Conversation {
         break;
       }
     }
-    const action = newest && !this.running && !newest.step.streaming && ACTIONS[metadataOf(newest.step).ending];
+    const action = newest && !newest.step.streaming && ACTIONS[metadataOf(newest.step).ending];
     if (!action) {
       this.action.remove();
       return;
