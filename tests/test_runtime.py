@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
@@ -33,6 +35,7 @@ class Runtime:
     supervisor: Supervisor
     client: RuntimeClient
     paths: AppPaths
+    openai_clients: list[openai.OpenAI] = field(default_factory=list)
 
     def ready(self, timeout_s: float = 30.0) -> RuntimeStatus:
         """Wait until the current host process has published READY."""
@@ -43,7 +46,15 @@ class Runtime:
 
     def openai(self) -> openai.OpenAI:
         status = self.ready()
-        return openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
+        client = openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
+        self.openai_clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        """Stop the host, and close the connections the tests' clients keep."""
+        self.supervisor.stop()
+        for client in self.openai_clients:
+            client.close()
 
 
 StartRuntime = Callable[..., Runtime]
@@ -51,7 +62,7 @@ StartRuntime = Callable[..., Runtime]
 
 @pytest.fixture(scope="module")
 def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRuntime]:
-    started: list[Supervisor] = []
+    started: list[Runtime] = []
 
     def start(settings: Settings, ask_before_download: bool = False) -> Runtime:
         paths = AppPaths.under(tmp_path_factory.mktemp("app")).create()
@@ -61,13 +72,14 @@ def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartR
             paths.log_dir,
             RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2),
         )
-        started.append(supervisor)
+        runtime = Runtime(supervisor, RuntimeClient(paths.runtime_status_file, secret), paths)
+        started.append(runtime)
         supervisor.start()
-        return Runtime(supervisor, RuntimeClient(paths.runtime_status_file, secret), paths)
+        return runtime
 
     yield start
-    for supervisor in started:
-        supervisor.stop()
+    for runtime in started:
+        runtime.stop()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +162,7 @@ def test_a_client_that_names_no_answer_length_gets_an_answer_from_a_small_contex
     assert refused.value.code == 403
     refused.value.close()
     assert client.chat.completions.create(model=model, messages=question).choices[0].message.content
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def test_only_a_request_naming_no_answer_length_for_a_small_model_is_changed() -> None:
@@ -186,6 +198,37 @@ def test_switching_models(runtime: Runtime, tiny_models: TinyModels) -> None:
     assert chat(client, first.model_id or "") == ALPHA_ANSWER
 
 
+def test_a_model_chosen_while_the_runtime_starts_is_served_once_it_has_started(
+    runtime_factory: StartRuntime, tiny_models: TinyModels
+) -> None:
+    """A choice made during the start (a chat's pending switch, the tray) waits for the start's own
+    model, then wins: the start must not load its model over the one the user chose."""
+    runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
+    runtime.ready()
+    runtime.client.select(str(tiny_models.beta))  # registered: chosen by alias below
+    first = runtime.client.select("alpha")
+    runtime.supervisor.stop()
+    runtime.supervisor.start()
+    refusals = []
+    while True:  # chosen as soon as the new host's control API answers
+        status = runtime.client.status()
+        if status is not None and status.pid != first.pid and status.control_url:
+            try:
+                chosen = runtime.client.select("beta")
+                break
+            except RuntimeRequestError as error:
+                refusals.append(str(error))
+        time.sleep(0.01)
+    assert chosen.state is RuntimeState.READY and chosen.model_alias == "beta", chosen
+    assert all("try again when it is ready" in refusal for refusal in refusals), refusals
+    runtime.client.select("beta")  # waits for any switch still under way
+    this_start = runtime.supervisor.log_file.read_text().split("\n--- ")[-1]
+    loaded = re.findall(r"runtime loading Loading (\w+)", this_start)
+    assert loaded == ["alpha", "beta"], "the start's model must load first, the chosen one last"
+    assert chat(runtime.openai(), chosen.model_id or "") == BETA_ANSWER
+    runtime.stop()
+
+
 def test_switching_to_an_unknown_model_is_refused_and_keeps_the_current_one(runtime: Runtime) -> None:
     before = runtime.ready()
     with pytest.raises(RuntimeRequestError, match="No model available"):
@@ -209,7 +252,7 @@ def test_busy_default_port_falls_back_and_publishes_the_real_url(
         # The server we did not start is untouched.
         with socket.create_connection(("127.0.0.1", busy_port), timeout=2):
             pass
-        runtime.supervisor.stop()
+        runtime.stop()
 
 
 def test_killed_host_is_restarted_and_the_endpoint_answers_again(
@@ -225,7 +268,7 @@ def test_killed_host_is_restarted_and_the_endpoint_answers_again(
     assert again.pid != first.pid
     assert again.base_url == first.base_url, "the pinned port was not reused after the restart"
     assert chat(runtime.openai(), again.model_id or "") == ALPHA_ANSWER
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def test_after_a_crash_the_model_the_user_chose_is_served_again(
@@ -240,7 +283,7 @@ def test_after_a_crash_the_model_the_user_chose_is_served_again(
     again = runtime.ready()
     assert again.model_id == chosen.model_id
     assert chat(runtime.openai(), again.model_id or "") == BETA_ANSWER
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def test_downloads_off_with_nothing_cached_says_no_model_without_asking_the_catalog(
@@ -256,7 +299,7 @@ def test_downloads_off_with_nothing_cached_says_no_model_without_asking_the_cata
     # Alive and answering: the user can still point it at a model.
     assert runtime.supervisor.status.state is ServiceState.RUNNING
     assert http_ok(f"{status.control_url}/health")
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def no_model(runtime: Runtime) -> RuntimeStatus:
@@ -282,7 +325,7 @@ def test_asked_first_and_offline_it_offers_nothing_then_serves_the_folder_chosen
     ready = runtime.client.select(str(tiny_models.alpha))
     assert ready.state is RuntimeState.READY and ready.model_alias == "alpha"
     assert chat(runtime.openai(), ready.model_id or "") == ALPHA_ANSWER
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def test_a_catalog_retry_asks_again_and_the_runtime_still_serves_afterwards(
@@ -302,7 +345,7 @@ def test_a_catalog_retry_asks_again_and_the_runtime_still_serves_afterwards(
     assert chat(runtime.openai(), runtime.ready().model_id or "") == BETA_ANSWER
     runtime.client.retry_catalog()  # with a model served: nothing to retry, nothing interrupted
     assert (runtime.client.status() or first).state is RuntimeState.READY
-    runtime.supervisor.stop()
+    runtime.stop()
 
 
 def test_a_folder_the_runtime_cannot_use_is_refused_and_not_kept(runtime: Runtime, tmp_path: Path) -> None:
@@ -325,7 +368,7 @@ def test_stop_leaves_no_runtime_process_and_says_stopped(
 ) -> None:
     runtime = runtime_factory(Settings(model_path=tiny_models.alpha, runtime_port=free_port()))
     status = runtime.ready()
-    runtime.supervisor.stop()
+    runtime.stop()
 
     final = runtime.client.status()
     assert final is not None and final.state is RuntimeState.STOPPED

@@ -188,6 +188,9 @@ class RuntimeHost:
     def run(self) -> int:
         """Serve until the stop event is set. Returns the process exit code."""
         self._initial = self._model_to_resume() or str(self.options.model_path or self.options.model)
+        # Starting is the first switch: a model chosen meanwhile (the tray, a chat's pending
+        # choice) waits for it, instead of being served first and then replaced by this one.
+        self._switch_lock.acquire()
         servers = [serve_control(self, self.secret)]
         self.publish(control_url=f"http://127.0.0.1:{servers[0].server_address[1]}")
         try:
@@ -195,12 +198,12 @@ class RuntimeHost:
             self._start_runtime()
             self._publish_endpoint(servers[-1])
         except Exception as error:
+            self._switch_lock.release()
             self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
             return 1
         else:
             # Off the main thread, so a stop request is seen at once even during a long download.
-            activate = threading.Thread(target=self._activate, args=(self._initial,), daemon=True)
-            activate.start()
+            self._in_background(self._look_for, self._initial)
             self._stop.wait()
             return 0
         finally:
@@ -362,6 +365,8 @@ class RuntimeHost:
             self.publish(state=RuntimeState.READY, message=f"{candidate.model.alias} is ready")
             self._switch_lock.release()
             return
+        # Published before the answer: the caller waits for a settled state newer than this one.
+        self.publish(state=RuntimeState.LOADING, message=f"Preparing {candidate.model.alias}")
         self._in_background(self._make_ready, candidate, True)
 
     def retry_catalog(self) -> None:
@@ -399,10 +404,6 @@ class RuntimeHost:
                 self._switch_lock.release()
 
         threading.Thread(target=run, name=work.__name__.strip("_"), daemon=True).start()
-
-    def _activate(self, name: str) -> None:
-        with self._switch_lock:
-            self._look_for(name)
 
     def _look_for(self, name: str) -> None:
         """Serve `name`, the model the host starts with: downloaded first unless the user is to be

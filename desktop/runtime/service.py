@@ -8,6 +8,7 @@ import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from desktop.config import Settings
 from desktop.paths import AppPaths, self_command
@@ -148,26 +149,32 @@ class RuntimeClient:
         return [ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"])) for m in data["data"]]
 
     def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
-        """Switch the served model and wait until the switch has settled; returns the final status."""
-        before = self.status()
-        self.start_select(model)
-        since = before.updated_at if before else 0.0
-        return self.wait(lambda s: s.state in SETTLED and s.updated_at > since, timeout_s)
+        """Switch the served model and wait until this switch has settled; returns its status."""
+        begun = self.start_select(model)
+        if begun.state in SETTLED:  # nothing to switch to: the model was being served already
+            return begun
+        return self.wait(lambda s: s.state in SETTLED and s.updated_at > begun.updated_at, timeout_s)
 
-    def start_select(self, model: str) -> None:
-        """Ask for a switch (a download, when the model is not downloaded) without waiting for it."""
-        self._post("/models/select", {"model": model})
+    def start_select(self, model: str) -> RuntimeStatus:
+        """Ask for a switch (a download, when the model is not downloaded) without waiting for it;
+        returns the status as it began. What the host published before (e.g. the end of its own
+        start) is older: a wait for the switch's end compares with this one."""
+        begun = RuntimeStatus.from_json(self._post("/models/select", {"model": model}))
+        if begun is None:
+            raise RuntimeRequestError("The model runtime answered the switch with no status.")
+        return begun
 
     def retry_catalog(self) -> None:
         """With no model served: the runtime asks the catalog again and looks for its model again."""
         self._post("/catalog/retry", {})
 
-    def _post(self, route: str, body: dict[str, str]) -> None:
+    def _post(self, route: str, body: dict[str, str]) -> Any:
         try:
-            http_post_json(f"{self._control_url()}{route}", body, timeout_s=15.0, headers=self._headers)
+            url = f"{self._control_url()}{route}"
+            return http_post_json(url, body, timeout_s=15.0, headers=self._headers)
         except urllib.error.HTTPError as error:
             raise RuntimeRequestError(_error_message(error), error.code) from None
-        except OSError as error:
+        except (OSError, ValueError) as error:
             raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
 
     def wait(self, predicate: Callable[[RuntimeStatus], bool], timeout_s: float) -> RuntimeStatus:
