@@ -186,7 +186,7 @@ def step(step_id, text):
             "streaming": False, "metadata": {}, "createdAt": f"2026-01-01T00:00:0{step_id}Z"}
 
 async def stored(store):
-    return [s["output"] for s in (await store.get_thread("t1"))["steps"]]
+    return [s["output"] for s in (await store.layer.get_thread("t1"))["steps"]]
 
 async def held(store, writing, text):
     try:
@@ -199,22 +199,23 @@ async def main():
     init_http_context()
     store_module.HOLD_S = 5.0  # longer than the checks below: only the first words end the hold
     store = store_module.ChatStore(Path(sys.argv[1]))
-    user = await store.create_user(chainlit.User(identifier="local"))
-    await store.update_thread("t1", name="a chat", user_id=user.id)
-    writing = asyncio.create_task(store.create_step(step(1, "question")))
+    layer = store.layer
+    user = await layer.create_user(chainlit.User(identifier="local"))
+    await layer.update_thread("t1", name="a chat", user_id=user.id)
+    writing = asyncio.create_task(layer.create_step(step(1, "question")))
     print(await held(store, writing, "question"))
     store.first_words_sent("t1")  # the answer started: the write goes
     await writing
     print(await stored(store))
     store_module.HOLD_S = 1.0  # no first words (a slow model): writes wait no longer than this
-    writing = asyncio.create_task(store.create_step(step(2, "another")))
+    writing = asyncio.create_task(layer.create_step(step(2, "another")))
     print(await held(store, writing, "another"))
     await asyncio.wait_for(writing, 5)
     print(await stored(store))
     started = time.monotonic()
-    await store.update_thread("t1", name="renamed")  # the hold is over: no more waiting
+    await layer.update_thread("t1", name="renamed")  # the hold is over: no more waiting
     print("at once" if time.monotonic() - started < 0.5 else "waited")
-    await store.engine.dispose()
+    await layer.engine.dispose()
 
 asyncio.run(main())
 """
@@ -301,39 +302,161 @@ def test_a_deferred_module_is_imported_only_when_first_used(
 
 
 CHAINLIT_INTERNALS = """
-import inspect
-from chainlit.config import config
-from chainlit.emitter import ChainlitEmitter
-from chainlit.server import sio
-from chainlit.session import WebsocketSession
-from chainlit.utils import wrap_user_function
-from desktop.chat import chainlit_compat
+import asyncio, inspect, sys, tomllib
+from pathlib import Path
 
-expected = {
-    "wrap_user_function(with_task=...)": "with_task" in inspect.signature(wrap_user_function).parameters,
-    "config.code.on_message/on_chat_start/on_chat_resume/on_settings_update": all(
+from desktop.chat import chainlit_compat, deferred
+from desktop.paths import resource_root
+
+chainlit_compat.defer_unused_imports()  # before Chainlit is imported, as the chat server does
+try:
+    import chainlit.server
+    takes_stand_ins = True
+except ImportError:
+    takes_stand_ins = False
+    for name in [n for n, m in sys.modules.items() if n.startswith("chainlit")
+                 or isinstance(m, deferred.DeferredModule)]:
+        del sys.modules[name]
+    import chainlit.server
+
+from chainlit.auth import ensure_jwt_secret
+from chainlit.auth.cookie import get_token_from_cookies
+from chainlit.config import ProjectSettings, UISettings, config
+from chainlit.context import ChainlitContext, init_http_context, init_ws_context
+from chainlit.data import get_data_layer
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.emitter import ChainlitEmitter
+from chainlit.markdown import init_markdown
+from chainlit.session import BaseSession, WebsocketSession, ws_sessions_id
+from chainlit.utils import utc_now, wrap_user_function
+from desktop.chat.history import conninfo, create_schema
+
+def parameters(function):
+    return list(inspect.signature(function).parameters)
+
+def config_toml():
+    template = (resource_root() / "resources" / "chainlit" / "config.toml").read_text(encoding="utf-8")
+    toml = tomllib.loads(chainlit_compat.config_text(template, ["http://127.0.0.1:1"], Path("/page")))
+    return (
+        "allow_origins" in ProjectSettings.model_fields and "custom_build" in UISettings.model_fields
+        and toml["project"]["allow_origins"] == ["http://127.0.0.1:1"]
+        and toml["UI"]["custom_build"] == "/page"
+    )
+
+def page_route_last():
+    page = chainlit.server.router.routes[-1]  # included in the app after all its other routes
+    return (
+        isinstance(chainlit.server.app.router.routes, list)
+        and page.path.endswith("/{full_path:path}")
+        and "get_html_template(root_path)" in inspect.getsource(page.endpoint)
+    )
+
+async def history_layer():
+    database = Path(sys.argv[1]) / "history.sqlite3"
+    create_schema(database)
+    layer = SQLAlchemyDataLayer(conninfo=conninfo(database))
+    try:
+        try:
+            await layer.get_thread_author("no such chat")
+        except ValueError:
+            return True
+        return False
+    finally:
+        await layer.engine.dispose()
+
+async def schema_takes_writes():
+    init_http_context()
+    database = Path(sys.argv[1]) / "written.sqlite3"
+    create_schema(database)
+    layer = SQLAlchemyDataLayer(conninfo=conninfo(database))
+    try:
+        user = await layer.create_user(chainlit.User(identifier="local"))
+        await layer.update_thread("t1", name="a chat", user_id=user.id)
+        step = {"id": "s1", "threadId": "t1", "name": "local", "type": "assistant_message", "output": "hi",
+                "streaming": False, "metadata": {"answer": True}, "createdAt": "2026-01-01T00:00:00Z"}
+        await SQLAlchemyDataLayer.create_step.__wrapped__(layer, step)  # outside a chat session
+        await SQLAlchemyDataLayer.update_step.__wrapped__(layer, {**step, "output": "hi there"})
+        written = [s["output"] for s in (await layer.get_thread("t1"))["steps"]] == ["hi there"]
+        await layer.delete_thread("t1")
+        return written and await layer.get_thread("t1") is None
+    finally:
+        await layer.engine.dispose()
+
+checks = {
+    "deferred imports: chainlit.server imports with UNUSED_IMPORTS' stand-ins": lambda: takes_stand_ins,
+    "config.toml: project.allow_origins, UI.custom_build": config_toml,
+    "chainlit.server.app.router.routes (its page's route last)": page_route_last,
+    "chainlit.server.sio.eio.max_http_buffer_size": lambda: isinstance(
+        chainlit.server.sio.eio.max_http_buffer_size, int
+    ),
+    "chainlit.server.get_html_template(root_path)": lambda: parameters(chainlit.server.get_html_template)
+    == ["root_path"],
+    "config.run.host/port/headless": lambda: all(
+        hasattr(config.run, name) for name in ("host", "port", "headless")
+    ),
+    "chainlit.auth.ensure_jwt_secret()": lambda: parameters(ensure_jwt_secret) == [],
+    "chainlit.markdown.init_markdown(config.root)": lambda: parameters(init_markdown) == ["root"]
+    and isinstance(config.root, str),
+    "chainlit.server._authenticate_user(request, user) -> Response": lambda: parameters(
+        chainlit.server._authenticate_user
+    )[:2] == ["request", "user"],
+    "config.code.header_auth_callback": lambda: hasattr(config.code, "header_auth_callback"),
+    "chainlit.auth.cookie.get_token_from_cookies(cookies)": lambda: parameters(get_token_from_cookies)
+    == ["cookies"],
+    "wrap_user_function(with_task=...)": lambda: "with_task" in parameters(wrap_user_function),
+    "config.code.on_message/on_chat_start/on_chat_resume/on_settings_update": lambda: all(
         hasattr(config.code, name)
         for name in ("on_message", "on_chat_start", "on_chat_resume", "on_settings_update")
     ),
-    "sio handler 'stop'": "stop" in sio.handlers.get("/", {}),
-    "WebsocketSession.current_task/thread_id/emit": all(
-        name in inspect.signature(WebsocketSession.__init__).parameters for name in ("thread_id", "emit")
+    "sio handler 'stop'": lambda: "stop" in chainlit.server.sio.handlers.get("/", {}),
+    "WebsocketSession.current_task/thread_id/emit": lambda: all(
+        name in parameters(WebsocketSession.__init__) for name in ("thread_id", "emit")
     ) and hasattr(WebsocketSession, "current_task"),
-    "WebsocketSession.get(socket_id)": callable(getattr(WebsocketSession, "get", None)),
-    "chainlit.session.ws_sessions_id": isinstance(chainlit_compat.ws_sessions_id, dict),
-    "ChainlitEmitter.task_start/task_end": all(
+    "WebsocketSession.get(socket_id)": lambda: callable(getattr(WebsocketSession, "get", None)),
+    "chainlit.session.ws_sessions_id": lambda: isinstance(ws_sessions_id, dict),
+    "chainlit.context.init_ws_context(session)": lambda: parameters(init_ws_context) == ["session_or_sid"],
+    "context.session.thread_id/current_task/chat_settings": lambda: all(
+        f"self.{name}" in inspect.getsource(BaseSession.__init__) for name in ("thread_id", "chat_settings")
+    ) and hasattr(BaseSession, "current_task") and all(
+        f"self.{name}" in inspect.getsource(ChainlitContext.__init__) for name in ("session", "emitter")
+    ),
+    "ChainlitEmitter.task_start/task_end": lambda: all(
         callable(getattr(ChainlitEmitter, name, None)) for name in ("task_start", "task_end")
     ),
+    "socket events 'new_message' and 'resume_thread_error'": lambda: all(
+        f'"{event}"' in inspect.getsource(ChainlitEmitter) for event in ("new_message", "resume_thread_error")
+    ),
+    "SQLAlchemyDataLayer.execute_sql(query, parameters)": lambda: parameters(SQLAlchemyDataLayer.execute_sql)
+    == ["self", "query", "parameters"],
+    "SQLAlchemyDataLayer.get_thread_author raises ValueError for no such chat": lambda: asyncio.run(
+        history_layer()
+    ),
+    "HISTORY_SCHEMA: the tables SQLAlchemyDataLayer writes": lambda: asyncio.run(schema_takes_writes()),
+    "chainlit.data.get_data_layer()": lambda: parameters(get_data_layer) == [],
+    "chainlit.utils.utc_now()": lambda: isinstance(utc_now(), str) and utc_now().endswith("Z"),
 }
-print("\\n".join(name for name, holds in expected.items() if not holds))
+
+def holds(check):
+    try:
+        return "" if check() else "no longer as the chat expects"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+for name in chainlit_compat.INTERNALS:
+    if name not in checks:
+        print(f"{name}: not checked here")
+    elif problem := holds(checks[name]):
+        print(f"{name}: {problem}")
+for name in checks.keys() - set(chainlit_compat.INTERNALS):
+    print(f"{name}: checked but not in chainlit_compat.INTERNALS")
 """
 
 
 def test_the_chainlit_internals_the_chat_uses(tmp_path: Path) -> None:
-    """Each Chainlit internal `desktop/chat/chainlit_compat.py` relies on is still there; a
-    Chainlit release that changes one fails here, naming it."""
-    missing = in_chainlit_child(CHAINLIT_INTERNALS, tmp_path).strip()
-    assert not missing, f"Chainlit changed what the chat relies on: {missing}"
+    """Each Chainlit internal `desktop/chat/chainlit_compat.py` relies on (its `INTERNALS`) is
+    still there; a Chainlit release that changes one fails here, naming it."""
+    missing = in_chainlit_child(CHAINLIT_INTERNALS, tmp_path, str(tmp_path)).strip()
+    assert not missing, f"Chainlit changed what the chat relies on:\n{missing}"
 
 
 RESUMED = """

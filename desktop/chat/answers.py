@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import chainlit as cl
 import httpx
 import openai
-from chainlit.utils import utc_now
 
 from desktop.chat import chainlit_compat, trimming
-from desktop.chat.app import ChatBackend, Conversation, Ending, footer, say
+from desktop.chat.conversation import ChatBackend, Conversation, Ending, footer, say
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.streaming import AnswerStream
 
@@ -289,7 +288,7 @@ async def answer_with(
     message = cl.Message(content="", metadata=metadata)
     # Not sent empty first: its first token shows it, and every write of it to the history is
     # ours, in order (Chainlit writes in background tasks that could race).
-    message.created_at = utc_now()
+    message.created_at = chainlit_compat.timestamp()
     to_page = AnswerStream(message)
     ending = Ending.STOPPED  # unless the stream ends: Stop, or the chat deleted (task cancelled)
     failure = ""
@@ -316,7 +315,7 @@ async def answer_with(
         message.metadata = {**metadata, "ending": ending.value}
         message.content += ending.note + footer(target)
         await asyncio.shield(to_page.end())
-        await asyncio.shield(chainlit_compat.tell_others(message.thread_id, "new_message", message.to_dict()))
+        await asyncio.shield(chainlit_compat.show_in_other_tabs(message))
         log.info(
             "answer %s in chat %s: %d characters from %s, first token at %.3f, %s at %.3f",
             message.id, message.thread_id, len(text), target.model, first_token, ending.value, ended,

@@ -6,21 +6,20 @@ session; sessions showing the same chat (two tabs on it) share one, and a resume
 from the stored thread. Retry and Continue are Chainlit actions the page calls on the newest answer.
 
 Answering (the routing, the model's stream, the context's limits) is in `answers`, imported
-once a page opens a chat: it needs the OpenAI client, a third of the chat server's imports.
+once a page opens a chat: it needs the OpenAI client, a third of the chat server's imports. What
+both use (a chat's conversation, how an answer ended, notices) is in `conversation`; what they need
+of Chainlit beyond its documented API, in `chainlit_compat`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import importlib
 import json
 import logging
-import re
 import threading
 import weakref
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import chainlit as cl
@@ -28,96 +27,16 @@ from chainlit.input_widget import Select, Slider
 from chainlit.types import ThreadDict
 
 from desktop.chat import chainlit_compat, trimming
-from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
-from desktop.chat.store import ChatStore
-from desktop.config import Settings
-from desktop.runtime.service import RuntimeClient, RuntimeRequestError
+from desktop.chat.conversation import ChatBackend, Conversation, Ending, say, strip_footer
+from desktop.chat.endpoint import LocalEndpoint
+from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState
 
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
-FOOTER = re.compile(r"\n\n— \*computed [^\n]*\*$")
-"""The line under each answer that says where it was computed (stripped from the context)."""
 MAX_TOKENS_RANGE = (16, 8192)
 """The settings' slider for the answer length."""
-
-
-ENDING_SAID = {"stopped": "stopped", "cut": "cut off at Max tokens", "interrupted": "interrupted"}
-"""The note at the end of an answer that did not end by itself (resources/…/conversation.mjs)."""
-
-
-class Ending(enum.Enum):
-    """How an answer ended; the page shows it, and offers Retry or Continue after the newest."""
-
-    DONE = "done"
-    STOPPED = "stopped"
-    """The user pressed Stop (or deleted the chat)."""
-    CUT = "cut"
-    """The model reached the answer length (Max tokens): Continue."""
-    INTERRUPTED = "interrupted"
-    """The connection to the model was lost (its runtime stopped): Retry."""
-    FAILED = "failed"
-    """The model sent an error partway."""
-
-    @property
-    def note(self) -> str:
-        """What the answer's text ends with (the page and a copy of the history show it)."""
-        said = ENDING_SAID.get(self.value)
-        return f" *({said})*" if said else ""
-
-    @classmethod
-    def read(cls, stored: object) -> Ending:
-        """How a stored answer ended; one from before endings were kept (or unreadable): done."""
-        try:
-            return cls(stored)
-        except ValueError:
-            return cls.DONE
-
-    @property
-    def offers(self) -> str | None:
-        """The action the page offers under the newest answer that ended so (conversation.mjs)."""
-        return {"cut": "continue", "interrupted": "retry", "failed": "retry"}.get(self.value)
-
-
-ENDING_NOTES = tuple(ending.note for ending in Ending if ending.note)
-
-
-@dataclass
-class Conversation:
-    """One chat's state, shared by the sessions that show it."""
-
-    turns: list[trimming.Message] = field(default_factory=list)
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    last_answer: str | None = None
-    """The id of the newest answer's message, the only one Retry and Continue act on."""
-    last_ending: Ending = Ending.DONE
-    pending_model: str | None = None
-    """A model chosen while an answer was running: switched to once it ends."""
-
-
-class ChatBackend:
-    """What the handlers need: settings, the local endpoint, the remote one, the history database."""
-
-    def __init__(self, settings: Settings, runtime: RuntimeClient, database: Path) -> None:
-        self.settings = settings
-        self.history = ChatStore(database)
-        self.local = LocalEndpoint(settings, runtime)
-        self.remote = remote_target(settings)
-        self.clients: dict[tuple[str, str], Any] = {}
-        """One OpenAI client per endpoint (see answers.client_for)."""
-
-
-def footer(target: Target) -> str:
-    return f"\n\n— *computed {target.label}*"
-
-
-def strip_footer(text: str) -> str:
-    text = FOOTER.sub("", text)
-    for note in ENDING_NOTES:
-        text = text.removesuffix(note)
-    return text
 
 
 def restore_settings(conversation: Conversation, saved: dict[str, Any]) -> None:
@@ -162,13 +81,6 @@ def conversation_from_thread(thread: ThreadDict) -> Conversation:
     return conversation
 
 
-async def say(text: str) -> cl.Message:
-    """A notice in the chat (not part of the conversation the model sees)."""
-    message = cl.Message(content=text, author="Foundry Desk", metadata={"notice": True})
-    await message.send()
-    return message
-
-
 def install(backend: ChatBackend) -> Chat:
     """Register the chat's handlers with Chainlit: bound methods of one `Chat`."""
     chat = Chat(backend)
@@ -195,8 +107,9 @@ class Chat:
         self._by_thread: weakref.WeakValueDictionary[str, Conversation] = weakref.WeakValueDictionary()
         """The conversation of each chat open in a session: a second tab on it shares it."""
 
-    def history(self) -> ChatStore:
-        return self.backend.history
+    def history(self) -> chainlit_compat.DataLayer:
+        """The data layer Chainlit keeps the history in."""
+        return self.backend.history.layer
 
     async def local_user(self, headers: Any) -> cl.User:
         """A desktop app on 127.0.0.1 has one user, signed in without a login screen."""
@@ -227,7 +140,7 @@ class Chat:
         if conversation is None:  # not open in another tab: as stored
             conversation = conversation_from_thread(thread)
             # Chainlit keeps a chat's settings with it and restores them before this handler runs.
-            restore_settings(conversation, cl.context.session.chat_settings or {})
+            restore_settings(conversation, chainlit_compat.saved_chat_settings())
         await self.send_settings(self.use(conversation))
 
     def prepare_answering(self) -> None:
@@ -313,7 +226,7 @@ class Chat:
             self.backend.history.first_words_sent(message.thread_id)  # no answer will come
             await say(refusal)
             return
-        await chainlit_compat.tell_others(message.thread_id, "new_message", message.to_dict())
+        await chainlit_compat.show_in_other_tabs(message)
         conversation = self.conversation()
         conversation.turns.append({"role": "user", "content": message.content})
         from desktop.chat import answers  # imported after start, off the page's way (server.py)
@@ -362,4 +275,4 @@ class Chat:
         """A chat is being deleted: its answers stop first, so none of it is saved again, and a
         tab still showing it moves to a new chat (what it sent there would not be kept)."""
         await chainlit_compat.stop_answers(thread_id, timeout_s=10.0)
-        await chainlit_compat.tell_sessions(thread_id, "resume_thread_error", "it was deleted")
+        await chainlit_compat.turn_away(thread_id, "it was deleted")

@@ -6,7 +6,8 @@ instrumentations for a dozen AI libraries; 1.4 s on a 2-core laptop), the MCP cl
 in our config), and Socket.IO's and Engine.IO's clients (Chainlit is only a server). Importing
 them was over half of the chat server's start. `defer` puts a stand-in module in the place of
 each; the real one is imported the first time anything in it is used, so a Chainlit that does
-use one still works, only slower.
+use one still works, only slower. Which they are, and which names Chainlit takes from them, is
+`chainlit_compat.UNUSED_IMPORTS`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,6 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-CHAINLIT_UNUSED: dict[str, tuple[str, ...]] = {
-    "traceloop.sdk": ("Traceloop",),
-    "literalai.api": ("AsyncLiteralAPI", "LiteralAPI"),
-    "mcp": ("ClientSession",),
-    "socketio.client": ("Client",),
-    "socketio.simple_client": ("SimpleClient",),
-    "socketio.async_client": ("AsyncClient",),
-    "socketio.async_simple_client": ("AsyncSimpleClient",),
-    "engineio.client": ("Client",),
-    "engineio.async_client": ("AsyncClient",),
-}
-"""Module → the names Chainlit's imports (and its dependencies') take from it."""
 
 
 class DeferredName:

@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from desktop.chat import deferred
+from desktop.chat import chainlit_compat
 from desktop.chat.history import auth_secret, create_schema
 from desktop.chat.trimming import MAX_MESSAGE_CHARS
 from desktop.config import Settings, coerce
@@ -97,10 +97,9 @@ def prepare_app_root(app_root: Path, port: int) -> None:
     which no other site's page sends, keeps them out."""
     source = resource_root() / "resources" / "chainlit"
     (app_root / ".chainlit").mkdir(parents=True, exist_ok=True)
-    origins = json.dumps([f"http://127.0.0.1:{port}", f"http://localhost:{port}"])
-    text = (source / "config.toml").read_text(encoding="utf-8")
-    text = text.replace('allow_origins = ["http://127.0.0.1"]', f"allow_origins = {origins}")
-    text = text.replace('custom_build = "frontend"', f"custom_build = {json.dumps(str(frontend_dir()))}")
+    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    template = (source / "config.toml").read_text(encoding="utf-8")
+    text = chainlit_compat.config_text(template, origins, frontend_dir())
     (app_root / ".chainlit" / "config.toml").write_text(text, encoding="utf-8")
     shutil.copyfile(source / "chainlit.md", app_root / "chainlit.md")
     (app_root / "public").mkdir(exist_ok=True)
@@ -119,7 +118,8 @@ def frontend_missing(frontend: Path) -> str | None:
 
 
 def not_built_page(reason: str) -> Callable[[str], str]:
-    """Chainlit's page renderer, replaced: a page that says how to build the chat page."""
+    """The page served in place of the chat's (`chainlit_compat.replace_page`): it says how to
+    build the chat page."""
     body = html.escape(reason)
 
     def render(root_path: str) -> str:
@@ -151,46 +151,39 @@ def main(argv: Sequence[str]) -> int:
     for name in ("LITERAL_API_KEY", "LITERAL_API_URL"):  # Chainlit's cloud: nothing leaves the machine
         os.environ.pop(name, None)
 
-    deferred.defer(deferred.CHAINLIT_UNUSED)
-    import chainlit.server as chainlit_server
+    chainlit_compat.defer_unused_imports()
+    app = chainlit_compat.server_app()  # Chainlit starts: it reads the app root's config
     import uvicorn
-    from chainlit.auth import ensure_jwt_secret
-    from chainlit.config import config
-    from chainlit.markdown import init_markdown
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    from desktop.chat.app import ChatBackend, install
+    from desktop.chat.app import install
+    from desktop.chat.conversation import ChatBackend
     from desktop.chat.gate import RunSecretGate
     from desktop.chat.setup import ModelSetup
     from desktop.chat.setup_api import setup_routes
-    from desktop.chat.signin import SignedInPage, chainlit_sign_in
+    from desktop.chat.signin import SignedInPage
 
     backend = ChatBackend(options.settings, RuntimeClient(options.status_file, secret), database)
     install(backend)
-    chainlit_server.sio.eio.max_http_buffer_size = MAX_SOCKET_MESSAGE
+    chainlit_compat.limit_socket_messages(MAX_SOCKET_MESSAGE)
     setup = ModelSetup(options.settings, options.settings_file, backend.local.client)
-    # Chainlit's last route serves its page at every path a GET asks for: the setup view's go first.
-    chainlit_server.app.router.routes[0:0] = setup_routes(setup)
-    config.run.host = "127.0.0.1"
-    config.run.port = options.port
-    config.run.headless = True
+    chainlit_compat.serve_first(setup_routes(setup))
+    chainlit_compat.listen_headless("127.0.0.1", options.port)
     missing = frontend_missing(frontend_dir())
     if missing:
         log.error("%s", missing)
-        chainlit_server.get_html_template = not_built_page(missing)
-    sign_in = chainlit_sign_in(chainlit_server._authenticate_user, config.code.header_auth_callback)
-    chainlit_server.app.add_middleware(SignedInPage, sign_in=sign_in)
+        chainlit_compat.replace_page(not_built_page(missing))
+    app.add_middleware(SignedInPage, sign_in=chainlit_compat.header_sign_in())
     # Only the user's own window and browsers (and programs given the run's secret) get further.
-    chainlit_server.app.add_middleware(RunSecretGate, secret=secret)
+    app.add_middleware(RunSecretGate, secret=secret)
     # The local user is signed in without a password, so only requests addressed to loopback are
     # served: a web page cannot reach the chat through DNS rebinding. (Added last: checked first.)
-    chainlit_server.app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK_NAMES))
-    ensure_jwt_secret()
-    init_markdown(config.root)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK_NAMES))
+    chainlit_compat.finish_start()
 
     server = uvicorn.Server(
         uvicorn.Config(
-            chainlit_server.app,
+            app,
             host="127.0.0.1",
             port=options.port,
             log_level=options.settings.log_level,

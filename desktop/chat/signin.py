@@ -12,14 +12,15 @@ Only the chat server imports this module.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from chainlit.auth.cookie import get_token_from_cookies
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from desktop.chat import chainlit_compat
+
 SignIn = Callable[[Request], Awaitable[list[tuple[bytes, bytes]]]]
-"""Signs the local user in for a request; returns the Set-Cookie headers."""
+"""Signs the local user in for a request; returns the Set-Cookie headers
+(`chainlit_compat.header_sign_in`)."""
 
 
 class SignedInPage:
@@ -34,7 +35,7 @@ class SignedInPage:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if get_token_from_cookies(dict(request.cookies)):
+        if chainlit_compat.sign_in_token(dict(request.cookies)):
             await self.app(scope, receive, send)
             return
 
@@ -48,14 +49,3 @@ class SignedInPage:
 
 def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)
-
-
-def chainlit_sign_in(authenticate: Callable[[Request, Any], Awaitable[Any]], callback: Any) -> SignIn:
-    """Sign in with Chainlit's header-auth callback and its own `_authenticate_user` (which
-    stores the user and makes the token), keeping only the cookies of its response."""
-
-    async def sign_in(request: Request) -> list[tuple[bytes, bytes]]:
-        response = await authenticate(request, await callback(request.headers))
-        return [(name, value) for name, value in response.raw_headers if name.lower() == b"set-cookie"]
-
-    return sign_in

@@ -1,5 +1,6 @@
 """The chat history's store: Chainlit's SQLAlchemy data layer on our SQLite file, whose writes
-step aside while an answer starts.
+step aside while an answer starts. This module decides when a write goes; the data layer that
+asks it is in `chainlit_compat` (`history_layer`).
 
 Every write is a few SQLAlchemy transactions, each several hops between the event loop and
 aiosqlite's thread. Chainlit writes the user's message (and a new chat's name) the moment the
@@ -10,7 +11,7 @@ words are on their way (`first_words_sent`), at most `HOLD_S`, then go in the or
 Reads never wait. The hold is short: when a model takes longer than that to start, a few
 milliseconds do not matter, and the user's message must be stored in case the server dies.
 
-Writes also go one at a time (`execute_sql`). Each is a transaction on a connection of its own,
+Writes also go one at a time (`writing`). Each is a transaction on a connection of its own,
 and while the event loop is busy (twenty answers streaming on a 2-core laptop) one can hold
 SQLite's write lock for seconds; the others gave up after SQLite's 5 s and Chainlit only logged
 it: a user's message, or a whole chat, went missing from the history.
@@ -25,10 +26,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
-
+from desktop.chat import chainlit_compat
 from desktop.chat.history import conninfo
 
 log = logging.getLogger(__name__)
@@ -37,19 +36,21 @@ HOLD_S = 0.25
 """The longest writes wait for an answer's first words."""
 
 
-class ChatStore(SQLAlchemyDataLayer):
-    """Chainlit's SQLAlchemy data layer, holding its writes while an answer starts."""
+class ChatStore:
+    """The chat's history: Chainlit's SQLAlchemy data layer (`layer`), holding its writes while
+    an answer starts (`chainlit_compat.HistoryWrites`)."""
 
     def __init__(self, database: Path) -> None:
-        super().__init__(conninfo=conninfo(database))
         self._starting: set[str] = set()
         """Chats whose answer has not sent its first words yet."""
         self._quiet = asyncio.Event()
         self._quiet.set()
-        self._writing = asyncio.Lock()
+        self.writing = asyncio.Lock()
         self._deleted: set[str] = set()
         self.on_delete: Callable[[str], Awaitable[None]] | None = None
         """Called before a chat is deleted (to stop its answers)."""
+        self.layer = chainlit_compat.history_layer(conninfo(database), self)
+        """The data layer Chainlit reads and writes the history through."""
 
     def first_words_sent(self, thread_id: str) -> None:
         """The answer in `thread_id` has started (or will not): its chat's writes may go."""
@@ -67,37 +68,19 @@ class ChatStore(SQLAlchemyDataLayer):
             self._starting.clear()
             self._quiet.set()
 
-    async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
-        """Run a query; writes wait for each other here rather than for SQLite's lock."""
-        if query.lstrip().upper().startswith("SELECT"):
-            return await super().execute_sql(query, parameters)
-        async with self._writing:
-            return await super().execute_sql(query, parameters)
-
-    async def create_step(self, step_dict: Any) -> None:
-        thread_id = step_dict.get("threadId")
-        if step_dict.get("type") == "user_message" and thread_id:
+    async def before_step(self, thread_id: str | None, user_message: bool) -> bool:
+        """A user's message holds its chat's writes; a deleted chat's steps are not written."""
+        if user_message and thread_id:
             self._starting.add(thread_id)
             self._quiet.clear()
         await self._after_first_words()
-        if thread_id not in self._deleted:
-            await super().create_step(step_dict)
+        return thread_id not in self._deleted
 
-    async def update_thread(self, thread_id: str, *args: Any, **kwargs: Any) -> None:
+    async def before_thread_update(self, thread_id: str) -> bool:
         await self._after_first_words()
-        if thread_id not in self._deleted:
-            await super().update_thread(thread_id, *args, **kwargs)
+        return thread_id not in self._deleted
 
-    async def delete_thread(self, thread_id: str) -> None:
+    async def before_delete(self, thread_id: str) -> None:
         self._deleted.add(thread_id)
         if self.on_delete is not None:
             await self.on_delete(thread_id)
-        await super().delete_thread(thread_id)
-
-    async def get_thread_author(self, thread_id: str) -> str:
-        """The chat's owner; "" for no such chat, which Chainlit answers with 404 (its own
-        data layer raises, a 500)."""
-        try:
-            return await super().get_thread_author(thread_id)
-        except ValueError:
-            return ""

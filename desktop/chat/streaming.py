@@ -13,8 +13,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from desktop.chat import chainlit_compat
+
 if TYPE_CHECKING:  # Chainlit reads its config when imported: only the chat server imports it
-    from chainlit.message import Message
+    import chainlit as cl
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ class AnswerStream:
     """Sends an answer's text to the page as it comes and saves it now and then; `end` sends
     the whole message once, which also ends its stream in the page, and stores it."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: cl.Message) -> None:
         self.message = message
         self.streamed = False
         self.last_persist = time.monotonic()
@@ -52,12 +54,10 @@ class AnswerStream:
         await persist(self.message)
 
 
-async def persist(message: Message) -> None:
+async def persist(message: cl.Message) -> None:
     """Write the message as it is now to the history (a partial answer: without ending its
     stream in the page)."""
-    from chainlit.data import get_data_layer
-
-    data_layer = get_data_layer()
+    data_layer = chainlit_compat.history()
     if data_layer is not None:
         try:
             await data_layer.update_step(message.to_dict())
