@@ -13,6 +13,9 @@
    own: its JavaScript heap, and the bytes it loaded.
 4. Enter pressed at once after "New chat": how long the message waits for the new chat to be
    ready (it is sent then, never lost).
+5. Stop (fast stream only): the runtime host's CPU over a second while it streams a long answer,
+   and over the second after Stop is pressed: the model stops too, not only the page. Target:
+   idle again (< 30 % of a core).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.config import Settings
 from tests.conftest import free_port
-from tests.support.chat_browser import ChatStack, open_chat, send, wait_idle
+from tests.support.chat_browser import ChatStack, open_chat, send, wait_for_answer, wait_idle
 from tests.support.webgpu_browser import launch
 from tests.tinymodel import build_model
 
@@ -145,7 +148,26 @@ def tree_rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
-def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
+def cpu_around_stop(stack: ChatStack, page: Page) -> dict[str, float]:
+    """The runtime host's CPU (percent of a core) over a second while the endless model streams an
+    answer of up to 4096 tokens (in a new chat), and over the second after Stop."""
+    page.click("#new-chat")
+    page.wait_for_url(f"{stack.url}/")
+    page.click("#chat-settings-open-modal")
+    page.fill("#max_tokens", "4096")
+    page.get_by_role("button", name="Confirm").click()
+    host = psutil.Process(stack.runtime.status.pid)
+    send(page, "Go on, until I stop you")
+    wait_for_answer(page, "and on and on")
+    streaming = host.cpu_percent(interval=1.0)
+    page.click("#stop-button")
+    wait_for_answer(page, "(stopped)")
+    stopped = host.cpu_percent(interval=1.0)
+    wait_idle(page)
+    return {"runtime_cpu_streaming": streaming, "runtime_cpu_after_stop": stopped}
+
+
+def run(root: Path, model: Path, runs: int, max_tokens: int, stop: bool = False) -> dict[str, Any]:
     settings = Settings(model_path=model, runtime_port=free_port(), max_tokens=max_tokens)
     stack = ChatStack.start(root, replace(settings))
     try:
@@ -170,6 +192,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
                 wait_idle(page)
                 new_chat_waits.append(page.evaluate(ENTER_AFTER_NEW_CHAT, f"Quick {count}"))
             wait_idle(page)
+            around_stop = cpu_around_stop(stack, page) if stop else {}
             time.sleep(2)
             assert stack.chat.supervisor is not None and stack.chat.supervisor.status.pid is not None
             rss = tree_rss_mb(stack.chat.supervisor.status.pid)
@@ -194,6 +217,7 @@ def run(root: Path, model: Path, runs: int, max_tokens: int) -> dict[str, Any]:
         "chat_server_rss_mb": rss,
         "new_chat_wait_ms": statistics.median(new_chat_waits),
         **page_load,
+        **around_stop,
     }
 
 
@@ -224,13 +248,17 @@ def main() -> int:
             f"  the chat page: {result['page_kb']:.0f} kB in {result['page_requests']} requests, "
             f"JavaScript heap {result['page_heap_mb']:.1f} MB"
         )
-        result = run(root / "stream", fast, max(1, args.runs // 2), args.tokens)
+        result = run(root / "stream", fast, max(1, args.runs // 2), args.tokens, stop=True)
         rate = args.tokens / result["endpoint_total_ms"] * 1000
         print(
             f"fast stream, {args.tokens} tokens (the endpoint alone: {rate:.0f} tokens/s): in the "
             f"chat the model finished {result['chat_model_ms']:.0f} ms after send, the last token "
             f"was painted at {result['page_last_token_ms']:.0f} ms: "
             f"{result['last_token_lag_ms']:.0f} ms after the model finished"
+        )
+        print(
+            f"Stop: the runtime host used {result['runtime_cpu_streaming']:.0f} % CPU while answering, "
+            f"{result['runtime_cpu_after_stop']:.0f} % in the second after Stop (target < 30 %)"
         )
     return 0
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -107,7 +108,7 @@ def test_runs_on_wasm_and_says_why_webgpu_is_unavailable(page: Page, requests: R
     assert page.get_attribute("body", "data-backend") == "wasm"
     assert page.text_content("#backend-badge") == "WASM"
     assert state["reason"] in (page.text_content("#backend-detail") or "")
-    assert 0 < state["readyMs"] < 15_000
+    assert state["readyMs"] > 0  # how long it takes: tests/benchmark_webgpu.py
     assert any(url.endswith("/ort/ort-wasm-simd-threaded.wasm") for url in requests.urls)
     assert not any("webgpu" in url for url in requests.urls), "no WebGPU build without a GPU"
     assert requests.outside() == []
@@ -153,7 +154,7 @@ def test_benchmark_times_wasm_and_explains_missing_webgpu(page: Page, requests: 
     results = wait_benchmark(page)
     wasm, webgpu = results["wasm"], results["webgpu"]
     assert wasm["available"] and wasm["runs"] == 50
-    assert 0 < wasm["minMs"] <= wasm["medianMs"] <= wasm["p90Ms"] < 100
+    assert 0 < wasm["minMs"] <= wasm["medianMs"] <= wasm["p90Ms"]  # the times: benchmark_webgpu.py
     assert webgpu == {"available": False, "reason": snapshot(page)["reason"]}
     wasm_row = page.locator('#bench-body tr[data-backend="wasm"] td')
     assert wasm_row.nth(0).text_content() not in ("", NO_VALUE)
@@ -211,7 +212,13 @@ def test_server_hides_what_is_not_the_page(server: WebGpuServer, path: str) -> N
 def test_server_answers_loopback_names_only(server: WebGpuServer) -> None:
     assert get(server, "/", host="localhost").status == 200
     assert get(server, "/", host="attacker.example").status == 403
-    assert server.url.startswith("http://127.0.0.1:")
+    # ... and listens on loopback only: other computers on the network cannot reach it at all.
+    listening = {
+        conn.laddr[0]
+        for conn in psutil.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == server.port
+    }
+    assert listening == {"127.0.0.1"}
 
 
 def test_server_explains_a_missing_build_step(tmp_path: Path) -> None:
