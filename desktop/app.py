@@ -1,15 +1,19 @@
-"""Foundry Desk as a desktop app: the wiring of tray, window, services and notifications, in one place.
+"""Foundry Desk as a desktop app: the tray, the window and notifications, over the service stack.
+
+A front end of `ServiceStack` (see `desktop/README.md`): the stack starts, watches and stops the
+services; this shows their state (icon, tooltip, menu, notifications, the window's page) and
+turns menu clicks into the stack's actions.
 
 Threads and processes::
 
     main thread      the tray icon's loop (pystray: GTK / Win32 / Cocoa), or a wait when no tray
-    watch thread     reads the services' state 5 times a second; updates icon, menu, notifications
+    watch thread     the stack's: reads the services' state, tells `_on_services` of each change
     supervisors      one thread each (runtime host, chat server), forking and watching their child
     window thread    owns the window child (`window-host`), forks it and writes its commands
-    instance thread  obeys later launches ("show")
+    instance thread  obeys later launches ("show", "quit")
 
-Quit stops the window, the chat server, Open WebUI if we started it, the runtime host and the
-WebGPU page server, within `QUIT_DEADLINE_S`; past it whatever is left is killed.
+Quit stops the window and the stack's services together, and the WebGPU page server, within
+`QUIT_DEADLINE_S`; past it whatever is left is killed.
 """
 
 from __future__ import annotations
@@ -24,65 +28,31 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-from desktop import APP_NAME, autostart, compat, instance
+from desktop import APP_NAME, compat
 from desktop.config import Settings, SettingsError, save_setting
 from desktop.loopback import on_this_computer
-from desktop.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
-from desktop.openwebui.service import Endpoint, OpenWebUI, OpenWebUIState, OpenWebUIStatus, clean_up_after
+from desktop.openwebui.service import OpenWebUIState
 from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
-from desktop.runrecord import AlreadyRunning, RunRecord
-from desktop.runsecret import RunSecret
-from desktop.runtime.attach import EndpointUnreachable, discover_foundry_app, list_endpoint_models
-from desktop.runtime.service import (
-    ModelEntry,
-    RuntimeClient,
-    RuntimeRequestError,
-    live_status,
-    supervise_runtime,
-)
-from desktop.runtime.status import RuntimeState, RuntimeStatus
-from desktop.supervisor import ServiceState, ServiceStatus, Supervisor
-from desktop.tray import ModelChoice, ShellState, ShellStatus, Tray
+from desktop.runrecord import AlreadyRunning
+from desktop.runtime.service import RuntimeRequestError
+from desktop.runtime.status import RuntimeState
+from desktop.shell import autostart, instance, platform
+from desktop.shell.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
+from desktop.shell.tray import ModelChoice, ShellState, ShellStatus, Tray
+from desktop.shell.window import WindowClient, WindowEvent
+from desktop.stack import LABELS, ChatFactory, ServiceStack, StackStatus, default_chat, run_together
 from desktop.webgpu import WebGpuServer, serve_webgpu
-from desktop.window import WindowClient, WindowEvent
 
 log = logging.getLogger(__name__)
 
 CHAT_TITLE = "Foundry Desk — Chat"
 WEBGPU_TITLE = "Foundry Desk — WebGPU demo"
 QUIT_DEADLINE_S = 20.0
-WATCH_INTERVAL_S = 0.2
-PENDING_INTERVAL_S = 0.05
-ATTACH_RECHECK_S = 5.0
-MODELS_RECHECK_S = 10.0
-"""How often the Model menu re-reads the runtime's models when its status did not change (a model
-registered or downloaded meanwhile, the catalog read in the background)."""
 BACKGROUND_FLAG = "--background"
 """How start-at-login runs the app: tray and services, no window."""
-
-
-class ChatService(Protocol):
-    """The chat server as the app needs it: a supervised service with a URL (`ChatServer`)."""
-
-    supervisor: Supervisor | None
-
-    @property
-    def url(self) -> str: ...
-    def link(self) -> str: ...
-    def start(self, record: RunRecord | None = None) -> None: ...
-    def stop(self) -> None: ...
-
-
-ChatFactory = Callable[[Settings, AppPaths, RunSecret], ChatService | None]
-
-
-def default_chat(settings: Settings, paths: AppPaths, secret: RunSecret) -> ChatService | None:
-    from desktop.chat.service import ChatServer
-
-    return ChatServer(settings, paths, secret)
 
 
 @dataclass(frozen=True)
@@ -95,55 +65,44 @@ class Milestones:
 
 
 class DesktopApp:
-    """The whole app for one run. Its methods are the tray menu's actions (`TrayActions`)."""
+    """The desktop front end for one run. Its methods are the tray menu's actions (`TrayActions`)."""
 
     def __init__(
         self,
         settings: Settings,
         paths: AppPaths,
         *,
-        chat_factory: ChatFactory = default_chat,
+        chat_factory: ChatFactory | None = default_chat,
         window_command: Sequence[str] | None = None,
         show_window: bool = True,
         err: TextIO | None = None,
     ) -> None:
-        self.settings = settings
         self.paths = paths
         self.err = err or sys.stderr
         self.milestones = Milestones(time.monotonic())
         self._show_window_at_start = show_window
-        self._chat_factory = chat_factory
         self._window_command = list(window_command or self_command("window-host"))
         self.lock = instance.InstanceLock(paths.state_dir)
-        self.record = RunRecord(paths.run_record_file)
-        self.secret = RunSecret.new()
-        """Opens the chat and the runtime's control API to this run's window, browsers and tray."""
-        self.client = RuntimeClient(paths.runtime_status_file, self.secret)
+        # A multi-GB download only when the user asks for it (the chat's first-run view).
+        self.stack = ServiceStack(settings, paths, chat_factory=chat_factory, ask_before_download=True)
         self.autostart = autostart.for_this_platform()
-        self.open_webui = OpenWebUI(settings, paths, secret=self.secret, record=self.record)
         self.tray: Tray | None = None
         self.tray_problem = ""
-        self.runtime: Supervisor | None = None
-        self.chat: ChatService | None = None
         self.window: WindowClient | None = None
         self.webgpu: WebGpuServer | None = None
         self.notifier: Notifier | None = None
         self._status = ShellStatus(ShellState.STARTING, "Starting…")
-        self._runtime_status: RuntimeStatus | None = None
-        self._attached: tuple[str, list[str]] | None = None
-        self._models: list[ModelEntry] = []
-        self._models_for: tuple[str | None, float] | None = None
-        """The ready status (model, when published) the list was read for; None: read it again."""
-        self._models_read_at = 0.0
         self._busy: str | None = None
-        self._webui: OpenWebUIStatus = OpenWebUIStatus(OpenWebUIState.STOPPED)
-        self._webui_started_by_us = False
+        self._status_of_webui = OpenWebUIState.STOPPED
         self._page: str | None = None
         self._page_pending = False
         self._quitting = threading.Event()
         self._stopped = threading.Event()
-        self._exit_code = 0
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self.stack.settings
 
     # -- running -----------------------------------------------------------------------------
 
@@ -156,18 +115,13 @@ class DesktopApp:
                   "it did not answer."), file=self.err, flush=True)  # fmt: skip
             return 0 if shown else 1
         try:
-            leftovers = self.record.claim()
+            self.stack.claim()
         except AlreadyRunning as error:
             print(f"{APP_NAME}: {error} (started with --headless?) Quit it first.", file=self.err)
             self.lock.release()
             return 1
-        if leftovers:
-            log.warning("stopped %d process(es) left by a run that crashed", len(leftovers.pids))
-            for line in clean_up_after(leftovers.services):
-                log.warning("%s", line)
-        self.secret.save(self.paths.state_dir)
         self.lock.serve({"show": self.open_chat, "quit": self.quit})
-        backend, self.tray_problem = compat.tray_backend(os.environ)
+        backend, self.tray_problem = platform.tray_backend(os.environ)
         previous = self._capture_signals()
         try:
             # The services start first: the chat server takes seconds to start, the tray under one.
@@ -183,7 +137,7 @@ class DesktopApp:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        return self._exit_code
+        return 0
 
     def _run_without_tray(self) -> None:
         message = f"No tray icon: {self.tray_problem}. Close the window to quit {APP_NAME}."
@@ -193,52 +147,28 @@ class DesktopApp:
         self.notifier = Notifier(sender)
         with contextlib.suppress(Exception):
             sender("Foundry Desk has no tray icon", message)
-        self._open_window(show=True)
+        self.open_chat()
         self._stopped.wait()
 
     def _setup(self, icon: Any) -> None:
         icon.visible = True
         self.milestones = replace(self.milestones, icon_visible=time.monotonic())
         log.info("tray icon shown (%s backend)", self.tray.backend if self.tray else "?")
-        self._open_window(show=self._show_window_at_start)
+        if self._show_window_at_start:  # a start at login (`--background`) shows only the tray
+            self.open_chat()
 
     def _start_services(self) -> None:
-        env = self.record.child_env
-        self._start_runtime_and_chat()
+        self.stack.subscribe(self._on_services)
+        self.stack.start()
+        record = self.stack.record
         self.window = WindowClient(
             [*self._window_command, "--storage-dir", str(self.paths.data_dir / "webview")],
             self.paths.log_dir / "window.log",
-            env,
+            record.child_env,
             on_event=self._on_window_event,
-            on_spawn=self.record.add_child,
-            on_exit=self.record.remove_child,
+            on_spawn=record.add_child,
+            on_exit=record.remove_child,
         )
-        threading.Thread(target=self._watch, name="watch", daemon=True).start()
-
-    def _start_runtime_and_chat(self) -> None:
-        """Start the runtime host (unless attached to an endpoint) and the chat, for the settings
-        of now."""
-        if not self.settings.base_url:
-            app = discover_foundry_app()
-            cache_dir = self.settings.model_cache_dir or (app.cache_dir if app else None)
-            # A multi-GB download only when the user asks for it (the chat's first-run view).
-            self.runtime = supervise_runtime(
-                self.settings,
-                self.paths,
-                self.record,
-                self.secret,
-                model_cache_dir=cache_dir,
-                ask_before_download=True,
-            )
-            self.runtime.start()
-        self.chat = self._chat_factory(self.settings, self.paths, self.secret)
-        if self.chat is not None:
-            self.chat.start(self.record)
-
-    def _open_window(self, show: bool) -> None:
-        """A launch by the user shows the chat; a start at login (`--background`) only the tray."""
-        if show:
-            self.open_chat()
 
     def _capture_signals(self) -> dict[int, Any]:
         """SIGINT/SIGTERM mean Quit (only possible from the main thread)."""
@@ -246,119 +176,50 @@ class DesktopApp:
             return {}
         return {s: signal.signal(s, lambda *_: self.quit()) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    # -- watching the services ---------------------------------------------------------------
+    # -- showing the services ----------------------------------------------------------------
 
-    def _watch(self) -> None:
-        last_attach_check = 0.0
-        # While the window waits for the chat to start, look often: the chat shows the moment it is up.
-        while not self._quitting.wait(PENDING_INTERVAL_S if self._page_pending else WATCH_INTERVAL_S):
-            try:
-                if self.settings.base_url and time.monotonic() - last_attach_check > ATTACH_RECHECK_S:
-                    last_attach_check = time.monotonic()
-                    self._check_attached(self.settings.base_url)
-                self._update()
-            except Exception:  # the watcher must survive anything a service reports
-                log.exception("status update failed")
-
-    def _check_attached(self, base_url: str) -> None:
-        try:
-            models = list_endpoint_models(base_url, self.settings.api_key, offline=self.settings.offline)
-            self._attached = (base_url, models)
-        except EndpointUnreachable:
-            self._attached = None
-
-    def _update(self) -> None:
-        runtime = self._read_runtime()
-        self._runtime_status = runtime
-        if runtime is not None and runtime.state is RuntimeState.READY:
-            # Every switch publishes a new status, also one quicker than this loop (to beta and
-            # back: the same model, but the list grew).
-            ready = (runtime.model_id, runtime.updated_at)
-            if ready != self._models_for or time.monotonic() - self._models_read_at > MODELS_RECHECK_S:
-                self._refresh_models(ready)
-        status = self._describe(runtime)
-        if status != self._status:
-            self._status = status
-            if self.tray is not None:
-                self.tray.show(status)
+    def _on_services(self, status: StackStatus) -> None:
+        """Each change of the services (on the stack's watch thread)."""
+        before = self._status_of_webui
+        self._status_of_webui = status.open_webui.state
+        if before is OpenWebUIState.STARTING and status.open_webui.state is not OpenWebUIState.STARTING:
+            running = status.open_webui.state is OpenWebUIState.RUNNING
+            title = "Open WebUI is running" if running else "Open WebUI did not start"
+            self._tell(title, status.open_webui.message)
+        self._render(status)
         if self.notifier is not None:
-            self.notifier.observe(self._snapshot(runtime))
-        chat_url = self._chat_url()
+            self.notifier.observe(snapshot(status))
+        self._show_chat_if_waiting()
+
+    def _show_chat_if_waiting(self) -> None:
+        """The window waits for the chat (showing "The chat is starting…"): show it once it is up."""
         window = self.window
-        if self._page == "chat" and self._page_pending and chat_url and window and window.visible:
+        waiting = self._page == "chat" and self._page_pending and window and window.visible
+        if waiting and window and self.stack.chat_url() is not None:
             self._page_pending = False
             window.show(self._chat_link(), CHAT_TITLE)
 
-    def _read_runtime(self) -> RuntimeStatus | None:
-        return None if self.runtime is None else live_status(self.runtime, self.client)
-
-    def _refresh_models(self, ready: tuple[str | None, float]) -> None:
-        self._models_read_at = time.monotonic()
-        try:
-            models = self.client.models()
-        except RuntimeRequestError:
-            return
-        changed = models != self._models or ready != self._models_for
-        self._models, self._models_for = models, ready
-        if changed and self.tray is not None:
-            self.tray.refresh()
-
-    def _describe(self, runtime: RuntimeStatus | None) -> ShellStatus:  # noqa: PLR0911
-        failed = self._failed_services()
-        if failed:
-            return ShellStatus(ShellState.ERROR, f"{failed[0].name} failed: {failed[0].message}")
-        if self._busy:
-            return ShellStatus(ShellState.WORKING, self._busy)
-        if self.settings.base_url:
-            if self._attached is None:
-                if self.settings.offline and not on_this_computer(self.settings.base_url):
-                    return ShellStatus(
-                        ShellState.ERROR, f"Offline mode: {self.settings.base_url} is not local"
-                    )
-                return ShellStatus(ShellState.ERROR, f"Not reachable: {self.settings.base_url}")
-            return ShellStatus(ShellState.READY, f"Ready: {', '.join(self._attached[1]) or 'attached'}")
-        if runtime is None:
-            return ShellStatus(ShellState.STARTING, "Starting the model runtime…")
-        if runtime.state is RuntimeState.DOWNLOADING:
-            percent = runtime.progress or 0.0
-            return ShellStatus(ShellState.DOWNLOADING, f"Downloading {percent:.0f}%", progress=percent)
-        if runtime.state is RuntimeState.READY:
-            return ShellStatus(ShellState.READY, f"Ready: {runtime.model_alias or runtime.model_id}")
-        if runtime.state is RuntimeState.NO_MODEL:
-            return ShellStatus(ShellState.ERROR, f"No model: {model_choice_hint(runtime.download_alias)}")
-        if runtime.state is RuntimeState.FAILED:
-            return ShellStatus(ShellState.ERROR, runtime.message or runtime.state.value)
-        if runtime.state is RuntimeState.LOADING:
-            return ShellStatus(ShellState.STARTING, f"Loading {runtime.model_alias or 'the model'}…")
-        return ShellStatus(ShellState.STARTING, runtime.message or "Starting…")
-
-    def _failed_services(self) -> list[ServiceStatus]:
-        supervisors = [self.runtime, self.chat.supervisor if self.chat else None]
-        return [s.status for s in supervisors if s is not None and s.status.state is ServiceState.FAILED]
-
-    def _snapshot(self, runtime: RuntimeStatus | None) -> Snapshot:
-        failed = frozenset(status.name for status in self._failed_services())
-        if runtime is None:
-            return Snapshot(failed_services=failed)
-        model = runtime.model_alias or runtime.model_id
-        return Snapshot(runtime.state.value, model, runtime.message, failed, runtime.download_alias)
-
-    def _chat_url(self) -> str | None:
-        chat = self.chat
-        if chat is None or chat.supervisor is None:
-            return None
-        return chat.url if chat.supervisor.status.state is ServiceState.RUNNING else None
+    def _render(self, status: StackStatus) -> None:
+        shown = shell_status(status, self.settings, self._busy)
+        if shown != self._status:
+            self._status = shown
+            if self.tray is not None:
+                self.tray.show(shown)
+        elif self.tray is not None:
+            self.tray.refresh()  # the menu: models, Open WebUI, Restart
 
     def _chat_link(self) -> str:
         """The chat's address with a one-time token: the window gets the chat's cookie with it
         (it loads the link only when it is not on the chat already)."""
-        assert self.chat is not None
-        return self.chat.link()
+        assert self.stack.chat is not None
+        return self.stack.chat.link()
 
     def _on_window_event(self, event: WindowEvent) -> None:
         if event.name == "loaded" and self.milestones.window_loaded is None:
             self.milestones = replace(self.milestones, window_loaded=time.monotonic())
             log.info("window loaded %s", event.data.get("url"))
+        if event.name == "shown":
+            self._show_chat_if_waiting()
         if event.name == "hidden" and event.data.get("by_user") and self.tray is None:
             self.quit()  # without a tray icon the window is the only way to quit
 
@@ -373,12 +234,12 @@ class DesktopApp:
         if window is None:
             return
         self._page = "chat"
-        if self._chat_url() is not None:
+        if self.stack.chat_url() is not None:
             self._page_pending = False
             window.show(self._chat_link(), CHAT_TITLE)
             return
-        self._page_pending = self.chat is not None
-        reason = "The chat is starting…" if self.chat is not None else "The chat is not available."
+        self._page_pending = self.stack.chat is not None
+        reason = "The chat is starting…" if self.stack.chat is not None else "The chat is not available."
         window.show_html(placeholder_page(reason, self._status.text), CHAT_TITLE)
 
     def open_webgpu(self) -> None:
@@ -392,25 +253,35 @@ class DesktopApp:
         self._page_pending = False
         window.show(self.webgpu.url, WEBGPU_TITLE)
 
+    def restart_label(self) -> str | None:
+        """ "Restart …" naming the services that failed for good; None when none did."""
+        failed = self.stack.status.failed
+        return f"Restart {' and '.join(LABELS[s.name] for s in failed)}" if failed else None
+
+    def restart_failed(self) -> None:
+        for service in self.stack.status.failed:
+            self._background(self.stack.restart, service.name)
+
     def can_choose_model(self) -> bool:
         """The app hosts the runtime, so the chat window's first-run view can give it a model."""
         return self.settings.base_url is None
 
     def model_choices(self) -> list[ModelChoice]:
-        runtime = self._runtime_status
+        status = self.stack.status
+        runtime = status.runtime
         current = runtime.model_id if runtime is not None and runtime.state is RuntimeState.READY else None
-        return [ModelChoice(m.id, m.alias or m.id, m.id == current) for m in self._models]
+        return [ModelChoice(m.id, m.alias or m.id, m.id == current) for m in status.models]
 
     def select_model(self, model_id: str) -> None:
         if self._busy or any(choice.current and choice.id == model_id for choice in self.model_choices()):
             return  # already served: nothing to switch
-        label = next((m.alias for m in self._models if m.id == model_id), model_id)
-        self._busy = f"Switching to {label}…"
+        label = next((m.alias for m in self.stack.status.models if m.id == model_id), model_id)
+        self._set_busy(f"Switching to {label}…")
         self._background(self._switch_model, model_id, label)
 
     def _switch_model(self, model_id: str, label: str) -> None:
         try:
-            status = self.client.select(model_id)
+            status = self.stack.client.select(model_id)
             if status.state is RuntimeState.READY:
                 self._tell("Model switched", f"Now serving {status.model_alias or label}.")
             else:
@@ -418,73 +289,47 @@ class DesktopApp:
         except (RuntimeRequestError, TimeoutError) as error:
             self._tell("Could not switch the model", str(error))
         finally:
-            self._busy = None
-            self._models_for = None  # re-read the list (and the check mark)
+            self._set_busy(None)
 
     def open_webui_label(self) -> str:
-        return f"Open WebUI ({self._webui.state.value})"
+        return f"Open WebUI ({self.stack.status.open_webui.state.value})"
 
     def can_start_open_webui(self) -> bool:
-        return self._webui.state in (OpenWebUIState.STOPPED, OpenWebUIState.FAILED) and bool(
-            self.endpoint_url()
-        )
+        stopped = (OpenWebUIState.STOPPED, OpenWebUIState.FAILED, OpenWebUIState.UNAVAILABLE)
+        return self.stack.status.open_webui.state in stopped and bool(self.endpoint_url())
 
     def can_stop_open_webui(self) -> bool:
         running = (OpenWebUIState.RUNNING, OpenWebUIState.STARTING, OpenWebUIState.RESTARTING)
-        return self._webui.state in running
+        return self.stack.status.open_webui.state in running
 
     def can_open_open_webui(self) -> bool:
-        return self._webui.state is OpenWebUIState.RUNNING
+        return self.stack.status.open_webui.state is OpenWebUIState.RUNNING
 
     def start_open_webui(self) -> None:
-        base_url = self.endpoint_url()
-        if base_url is None:
-            return
-        self._webui = OpenWebUIStatus(OpenWebUIState.STARTING, "starting")
-        self._webui_started_by_us = True
-        self._refresh_menu()
-        self._background(self._start_open_webui, base_url)
-
-    def _start_open_webui(self, base_url: str) -> None:
-        self._webui = self.open_webui.start(Endpoint(base_url, self.settings.api_key))
-        if self._webui.state is OpenWebUIState.RUNNING:
-            self._tell("Open WebUI is running", self._webui.message)
-        else:
-            self._tell("Open WebUI did not start", self._webui.message)
-        self._refresh_menu()
+        self.stack.start_open_webui()
 
     def stop_open_webui(self) -> None:
-        self._background(self._stop_open_webui)
-
-    def _stop_open_webui(self) -> None:
-        self._webui = self.open_webui.stop()
-        self._webui_started_by_us = False
-        self._refresh_menu()
+        self._background(self.stack.stop_open_webui)
 
     def open_open_webui(self) -> None:
         """In the user's browser, signed in with the app's account (a new one-time link)."""
         self._background(self._open_open_webui)
 
     def _open_open_webui(self) -> None:
-        link = self.open_webui.link()
+        link = self.stack.open_webui.link()
         if link is not None:
-            compat.open_path(link)
+            platform.open_path(link)
         else:
-            self._tell("Open WebUI is not running", self.open_webui.status().message)
+            self._tell("Open WebUI is not running", self.stack.open_webui.status().message)
 
     def endpoint_url(self) -> str | None:
-        """The model's endpoint, for Open WebUI and other tools; offline, only one on this computer."""
-        if self.settings.base_url:
-            local = on_this_computer(self.settings.base_url) or not self.settings.offline
-            return self.settings.base_url if local else None
-        runtime = self._runtime_status
-        return runtime.base_url if runtime is not None and runtime.state is RuntimeState.READY else None
+        return self.stack.endpoint_url()
 
     def copy_endpoint(self) -> None:
         url = self.endpoint_url()
         if url is None:
             return
-        if compat.copy_to_clipboard(url):
+        if platform.copy_to_clipboard(url):
             self._tell("Endpoint URL copied", url)
         else:
             self._tell("Could not copy the endpoint URL", url)
@@ -512,28 +357,23 @@ class DesktopApp:
             save_setting(self.paths.settings_file, "offline", offline)
         except (SettingsError, OSError) as error:
             self._tell("Offline mode is not saved", f"It applies until you quit ({error}).")
-        self.settings = replace(self.settings, offline=offline)
-        self._busy = f"Turning offline mode {'on' if offline else 'off'}…"
-        self._refresh_menu()
-        self._background(self._restart_for_offline, offline)
+        self._set_busy(f"Turning offline mode {'on' if offline else 'off'}…")
+        self._background(self._restart_for_offline, replace(self.settings, offline=offline))
 
-    def _restart_for_offline(self, offline: bool) -> None:
+    def _restart_for_offline(self, settings: Settings) -> None:
         try:
-            for stop in (self._stop_chat, self._stop_runtime):
-                stop()
-            self._start_runtime_and_chat()
+            self.stack.restart_with(settings)
             if self._page == "chat":
                 self._page_pending = True  # the chat's new link, once it is up (if its address moved)
         finally:
-            self._busy = None
-            self._models_for = None
-        if offline:
+            self._set_busy(None)
+        if settings.offline:
             self._tell("Offline mode is on", "Nothing leaves this computer: no catalog, no downloads.")
         else:
             self._tell("Offline mode is off", "The model catalog is asked when you need a model from it.")
 
     def open_logs(self) -> None:
-        compat.open_path(str(self.paths.log_dir))
+        platform.open_path(str(self.paths.log_dir))
 
     def quit(self) -> None:
         """Stop everything we started, within the deadline, then end the tray loop."""
@@ -545,26 +385,15 @@ class DesktopApp:
     # -- helpers -----------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        """Stop every service at once: one by one, a service that exits by itself meanwhile would
-        be restarted by its supervisor while another is being stopped (at logout every process of
-        the session gets SIGTERM together). Together is also quicker."""
+        """Stop the window and the services together (at logout every process of the session
+        gets SIGTERM at once; together is also quicker)."""
         deadline = threading.Timer(QUIT_DEADLINE_S, self._force_exit)
         deadline.daemon = True
         deadline.start()
         try:
-            steps = (self._stop_window, self._stop_chat, self._stop_webui, self._stop_runtime)
-            stopping = [
-                threading.Thread(target=self._quit_step, args=(step,), name=step.__name__, daemon=True)
-                for step in steps
-            ]
-            for thread in stopping:
-                thread.start()
-            for thread in stopping:
-                thread.join(QUIT_DEADLINE_S)  # each step has a timeout; past the deadline, _force_exit
+            run_together([self._stop_window, self.stack.stop], QUIT_DEADLINE_S)
             if self.webgpu is not None:
                 self.webgpu.close()
-            self.secret.discard(self.paths.state_dir)
-            self.record.release()
             self.lock.release()
         finally:
             deadline.cancel()
@@ -573,28 +402,9 @@ class DesktopApp:
             self._stopped.set()
             log.info("quit")
 
-    @staticmethod
-    def _quit_step(step: Callable[[], None]) -> None:
-        try:
-            step()
-        except Exception:
-            log.exception("error while quitting")
-
     def _stop_window(self) -> None:
         if self.window is not None:
             self.window.close()
-
-    def _stop_chat(self) -> None:
-        if self.chat is not None:
-            self.chat.stop()
-
-    def _stop_webui(self) -> None:
-        if self._webui_started_by_us:
-            self.open_webui.stop()
-
-    def _stop_runtime(self) -> None:
-        if self.runtime is not None:
-            self.runtime.stop()
 
     def _force_exit(self) -> None:
         """Quit took too long: kill what is left of our children and leave."""
@@ -602,6 +412,10 @@ class DesktopApp:
         for child in psutil_children():
             kill_tree(child)
         os._exit(1)
+
+    def _set_busy(self, busy: str | None) -> None:
+        self._busy = busy
+        self._render(self.stack.status)
 
     def _background(self, target: Callable[..., None], *args: Any) -> None:
         threading.Thread(target=target, args=args, name=target.__name__, daemon=True).start()
@@ -616,6 +430,47 @@ class DesktopApp:
             with contextlib.suppress(Exception):
                 self.notifier.send(title, message)
         self._refresh_menu()
+
+
+def shell_status(status: StackStatus, settings: Settings, busy: str | None) -> ShellStatus:  # noqa: PLR0911
+    """What the icon and the tooltip say for the services' state."""
+    if status.failed:
+        failed = status.failed[0]
+        return ShellStatus(ShellState.ERROR, f"{failed.name} failed: {failed.message}")
+    if busy:
+        return ShellStatus(ShellState.WORKING, busy)
+    if settings.base_url:
+        attached = status.attached
+        if attached is None or attached.models is None:
+            if settings.offline and not on_this_computer(settings.base_url):
+                return ShellStatus(ShellState.ERROR, f"Offline mode: {settings.base_url} is not local")
+            return ShellStatus(ShellState.ERROR, f"Not reachable: {settings.base_url}")
+        return ShellStatus(ShellState.READY, f"Ready: {', '.join(attached.models) or 'attached'}")
+    runtime = status.runtime
+    if runtime is None:
+        return ShellStatus(ShellState.STARTING, "Starting the model runtime…")
+    if runtime.state is RuntimeState.DOWNLOADING:
+        percent = runtime.progress or 0.0
+        return ShellStatus(ShellState.DOWNLOADING, f"Downloading {percent:.0f}%", progress=percent)
+    if runtime.state is RuntimeState.READY:
+        return ShellStatus(ShellState.READY, f"Ready: {runtime.model_alias or runtime.model_id}")
+    if runtime.state is RuntimeState.NO_MODEL:
+        return ShellStatus(ShellState.ERROR, f"No model: {model_choice_hint(runtime.download_alias)}")
+    if runtime.state is RuntimeState.FAILED:
+        return ShellStatus(ShellState.ERROR, runtime.message or runtime.state.value)
+    if runtime.state is RuntimeState.LOADING:
+        return ShellStatus(ShellState.STARTING, f"Loading {runtime.model_alias or 'the model'}…")
+    return ShellStatus(ShellState.STARTING, runtime.message or "Starting…")
+
+
+def snapshot(status: StackStatus) -> Snapshot:
+    """What the notifications compare from one change to the next."""
+    failed = frozenset(service.name for service in status.failed)
+    runtime = status.runtime
+    if runtime is None:
+        return Snapshot(failed_services=failed)
+    model = runtime.model_alias or runtime.model_id
+    return Snapshot(runtime.state.value, model, runtime.message, failed, runtime.download_alias)
 
 
 def psutil_children() -> list[int]:

@@ -199,8 +199,8 @@ def quit_running_app(paths: AppPaths) -> int:
 
     Installers run this before they replace or remove the app's files. 0 once no app runs.
     """
-    from desktop import instance
     from desktop.app import QUIT_DEADLINE_S
+    from desktop.shell import instance
 
     quit_ = instance.quit_running(paths.state_dir, QUIT_DEADLINE_S + 5)
     if quit_ is False:
@@ -217,7 +217,7 @@ def run_internal_mode(mode: str, args: list[str]) -> int:
 
         return server.main(args)
     if mode == "window-host":
-        from desktop import window
+        from desktop.shell import window
 
         return window.main(args)
     from desktop.runtime import host

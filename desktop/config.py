@@ -27,6 +27,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import tomlkit
 import tomlkit.exceptions
 
+from desktop.errors import FoundryDeskError
 from desktop.files import write_text_atomic
 
 ENV_PREFIX = "FOUNDRY_DESK_"
@@ -42,7 +43,7 @@ ROUTING_POLICIES = ("local-only", "local-first", "rules")
 TASK_TYPES = ("chat", "code", "long")
 
 
-class SettingsError(ValueError):
+class SettingsError(FoundryDeskError, ValueError):
     """A setting from the command line or the environment has a value we cannot use."""
 
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import psutil
 
+from desktop.errors import FoundryDeskError
 from desktop.files import read_json, write_json_atomic
 from desktop.process import kill_all, kill_tree
 
 RUN_ID_ENV = "FOUNDRY_DESK_RUN_ID"
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(FoundryDeskError, RuntimeError):
     """Another live Foundry Desk process owns this run record."""
 
     def __init__(self, pid: int) -> None:

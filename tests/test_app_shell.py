@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +206,9 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     menu = {item["text"]: item for item in app.ask("menu")}
     assert menu["Ready: alpha"]["enabled"] is False
     assert [(m["text"], m["checked"]) for m in menu["Model"]["items"]] == [("alpha", True)]
-    assert menu["Open WebUI (stopped)"]["items"][1] == {"text": "Stop", "enabled": False, "checked": None}
+    stop = menu["Open WebUI (stopped)"]["items"][1]
+    assert (stop["text"], stop["enabled"], stop["checked"]) == ("Stop", False, None)
+    assert menu["Restart"]["visible"] is False  # no service failed
     assert menu["Start at login"]["checked"] is False
 
     # switch to the WebGPU page and back
@@ -217,17 +218,15 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     wait_until(lambda: desktop.windows(WEBGPU_TITLE), 5, "the retitled window")
     desktop.screenshot(SHOTS / "webgpu.png")
 
-    # closing the window hides it; the app keeps running; reopening is fast
+    # closing the window hides it; the app keeps running; reopening shows the same window
     close_until_hidden(desktop, app, WEBGPU_TITLE)
     wait_until(lambda: not desktop.windows("^Foundry Desk — "), 5, "no visible window")
     window_pid = app.state()["window"]["pid"]
     assert window_pid is not None
-    started = time.monotonic()
-    app.click("Open chat")
+    app.click("Open chat")  # how fast it shows again: tests/benchmark_shell.py
     state = app.wait_state(
         lambda s: s["window"]["visible"] and s["window"]["title"] == CHAT_TITLE, 10, "chat"
     )
-    assert time.monotonic() - started < 5.0  # the same window shown again (typically < 0.5 s)
     assert state["window"]["pid"] == window_pid  # the same window, shown again
 
     # closing the chat and opening it again keeps its page (no reload: a thread, a draft stay),
@@ -404,6 +403,17 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     running = menu_item(app, "Open WebUI (running)") or {}
     assert {i["text"]: i["enabled"] for i in running["items"]} == {"Start": False, "Stop": True, "Open": True}
     wait_until(lambda: "Open WebUI is running" in notifications(desktop), 5, "the running notification")
+    assert (menu_item(app, "Restart") or {}).get("visible") is False  # nothing failed
+
+    # Open WebUI dies (its container's process killed): the menu says so at its next look, and
+    # the tray offers to restart it; Restart runs it again
+    os.kill(fake_docker.containers()[CONTAINER_NAME]["pid"], signal.SIGKILL)
+    wait_until(lambda: menu_item(app, "Open WebUI (failed)"), 10, "Open WebUI shown failed")
+    restart = menu_item(app, "Restart Open WebUI")
+    assert restart is not None and restart.get("visible", True) is True
+    app.click("Restart Open WebUI")
+    wait_until(lambda: menu_item(app, "Open WebUI (running)"), 20, "Open WebUI running after Restart")
+    assert http_ok(f"{ui_url}/health") and (menu_item(app, "Restart") or {}).get("visible") is False
 
     # Open opens it in the browser, signed in with the app's account: a one-time link to the
     # app's sign-in page, which hands Open WebUI's /auth a session; Stop removes the container

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import __version__, autostart
+from desktop import __version__
 from desktop.app import BACKGROUND_FLAG
+from desktop.shell import autostart
 from installer.macos.plist import BUNDLE_IDENTIFIER, INFO_PLIST
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from desktop.config import DEFAULT_OPEN_WEBUI_IMAGE, Settings
-from desktop.headless import OpenWebUIFollower
 from desktop.openwebui.docker import DockerCli
 from desktop.openwebui.service import (
     CONTAINER_NAME,
@@ -39,6 +38,7 @@ from desktop.openwebui.service import (
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
 from desktop.runsecret import RunSecret
+from desktop.stack import ServiceStack
 from desktop.supervisor import RestartPolicy
 from tests.conftest import SUPPORT, TinyModels, free_port
 from tests.support.headless_app import Headless
@@ -373,25 +373,25 @@ class RecordingBackend:
         return []
 
 
-def test_follower_restarts_open_webui_when_the_endpoint_changes(tmp_path: Path) -> None:
+def test_the_stack_restarts_open_webui_when_the_endpoint_changes(tmp_path: Path) -> None:
+    """Open WebUI follows the endpoint: started once it is known, started again on the new one
+    when it moves (attach mode here: the endpoint is the setting), stopped with the stack."""
     backend = RecordingBackend()
-    said: list[str] = []
-    follower = OpenWebUIFollower(OpenWebUI(Settings(), AppPaths.under(tmp_path), backend), "key", said.append)
-
-    for base_url in (
-        None,
-        "http://127.0.0.1:5282/v1",
-        "http://127.0.0.1:5282/v1",
-        "http://127.0.0.1:6000/v1",
-    ):
-        follower.follow(base_url)
-        assert follower._thread is not None or base_url is None
-        if follower._thread is not None:
-            follower._thread.join(timeout=5)
-    follower.stop()
-
+    paths = AppPaths.under(tmp_path).create()
+    settings = Settings(base_url="http://127.0.0.1:5282/v1")
+    stack = ServiceStack(settings, paths, chat_factory=None, open_webui=OpenWebUI(settings, paths, backend))
+    try:
+        stack.start_open_webui()
+        stack.start()
+        assert wait_for(lambda: backend.started == ["http://127.0.0.1:5282/v1"], timeout_s=10)
+        stack.restart_with(replace(settings, base_url="http://127.0.0.1:6000/v1"))
+        assert wait_for(lambda: stack.status.open_webui.state is OpenWebUIState.RUNNING, timeout_s=10)
+        assert wait_for(lambda: len(backend.started) == 2, timeout_s=10)
+    finally:
+        stack.stop()
     assert backend.started == ["http://127.0.0.1:5282/v1", "http://127.0.0.1:6000/v1"]
-    assert backend.stops == 1 and said[-1] == "open-webui: Open WebUI stopped."
+    final = stack.status.open_webui
+    assert backend.stops == 1 and final.state is OpenWebUIState.STOPPED
 
 
 def session_of(url: str, token: str) -> dict[str, Any]:

@@ -210,7 +210,8 @@ def test_a_model_chosen_while_the_runtime_starts_is_served_once_it_has_started(
     runtime.supervisor.stop()
     runtime.supervisor.start()
     refusals = []
-    while True:  # chosen as soon as the new host's control API answers
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # chosen as soon as the new host's control API answers
         status = runtime.client.status()
         if status is not None and status.pid != first.pid and status.control_url:
             try:
@@ -219,6 +220,8 @@ def test_a_model_chosen_while_the_runtime_starts_is_served_once_it_has_started(
             except RuntimeRequestError as error:
                 refusals.append(str(error))
         time.sleep(0.01)
+    else:
+        pytest.fail("the restarted runtime host never published its control API")
     assert chosen.state is RuntimeState.READY and chosen.model_alias == "beta", chosen
     assert all("try again when it is ready" in refusal for refusal in refusals), refusals
     runtime.client.select("beta")  # waits for any switch still under way

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import instance, pystray_notifications
-from desktop.autostart import RUN_KEY, RUN_VALUE, LaunchAgent, WindowsRunKey, XdgAutostart
-from desktop.notify import Notice, Notifier, Snapshot, notices
-from desktop.tray import ShellState, icon_file
-from desktop.window import WINDOW_SIZE, fit_to_screen, same_site
+from desktop.shell import instance, pystray_notifications
+from desktop.shell.autostart import RUN_KEY, RUN_VALUE, LaunchAgent, WindowsRunKey, XdgAutostart
+from desktop.shell.notify import Notice, Notifier, Snapshot, notices
+from desktop.shell.tray import ShellState, icon_file
+from desktop.shell.window import WINDOW_SIZE, fit_to_screen, same_site
 
 COMMAND = ["/opt/Foundry Desk/foundry-desk"]
 

@@ -10,7 +10,7 @@ from desktop.paths import AppPaths, self_command
 from desktop.probe import child_serves, pick_port
 from desktop.runrecord import RunRecord
 from desktop.runsecret import RunSecret
-from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, ServiceStatus, Supervisor
+from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceStatus, Supervisor
 
 SERVICE_NAME = "chat"
 
@@ -39,26 +39,26 @@ def chat_spec(
 
 
 class ChatServer:
-    """The chat server under its own supervisor; tells `say` a link to it when it is up."""
+    """The chat server under its own supervisor; `on_change` is told each change of its state."""
 
     def __init__(
         self,
         settings: Settings,
         paths: AppPaths,
         secret: RunSecret,
-        say: Callable[[str], None] | None = None,
         policy: RestartPolicy | None = None,
+        *,
+        on_change: Callable[[ServiceStatus], None] | None = None,
     ) -> None:
         self.settings = settings
         self.paths = paths
         self.secret = secret
-        self.say = say or (lambda _: None)
         self.policy = policy or RestartPolicy(
             limit=settings.restart_limit, window_s=settings.restart_window_s
         )
         self.port = 0
         self.supervisor: Supervisor | None = None
-        self._last = ""
+        self._on_change = on_change
 
     @property
     def url(self) -> str:
@@ -77,7 +77,7 @@ class ChatServer:
             chat_spec(self.settings, self.paths, self.port, self.secret, env),
             self.paths.log_dir,
             self.policy,
-            on_change=self._report,
+            on_change=self._on_change,
             on_spawn=record.add_child if record is not None else None,
             on_exit=record.remove_child if record is not None else None,
         )
@@ -87,15 +87,3 @@ class ChatServer:
         supervisor, self.supervisor = self.supervisor, None
         if supervisor is not None:
             supervisor.stop()
-
-    def _report(self, status: ServiceStatus) -> None:
-        if status.state is ServiceState.RUNNING:
-            line = f"chat: {self.url}"
-        elif status.state in (ServiceState.BACKOFF, ServiceState.FAILED):
-            line = f"chat server {status.state.value}: {status.message}"
-        else:
-            return
-        if line != self._last:
-            self._last = line
-            # Once up, a link that opens the chat (once) in a browser of the user's.
-            self.say(f"chat: {self.link()}" if status.state is ServiceState.RUNNING else line)

@@ -21,6 +21,7 @@ from typing import Any
 
 from desktop.chat.endpoint import remote_target
 from desktop.config import Settings, SettingsError, save_setting
+from desktop.errors import FoundryDeskError
 from desktop.process import process_alive
 from desktop.runtime.host import byo_model_id
 from desktop.runtime.service import RuntimeClient, RuntimeRequestError
@@ -36,7 +37,7 @@ SETUP_STATES = frozenset({RuntimeState.NO_MODEL, RuntimeState.DOWNLOADING, Runti
 """Runtime states in which, with no model served yet, the page shows the setup view."""
 
 
-class SetupRefused(Exception):
+class SetupRefused(FoundryDeskError):
     """The user's choice cannot be carried out; the message says why, for the page to show."""
 
     def __init__(self, message: str, status: int = 400) -> None:

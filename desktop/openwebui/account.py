@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from desktop.errors import FoundryDeskError
 from desktop.files import read_json, write_json_atomic
 
 ACCOUNT_EMAIL = "foundry-desk@localhost"
@@ -95,7 +96,7 @@ class Session:
     token: str = field(repr=False)
 
 
-class ApiError(RuntimeError):
+class ApiError(FoundryDeskError, RuntimeError):
     """Open WebUI answered a request with an error, or did not answer; the message says which."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -9,8 +9,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from desktop.errors import FoundryDeskError
 
-class DockerError(RuntimeError):
+
+class DockerError(FoundryDeskError, RuntimeError):
     """Docker could not do what was asked; the message says what to do."""
 
 

@@ -21,6 +21,7 @@ import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from desktop.errors import FoundryDeskError
 from desktop.loopback import addressed_to_loopback
 from desktop.openwebui.account import Session
 from desktop.runsecret import TOKEN_PARAM, OneTimeLinks, RunSecret
@@ -34,7 +35,7 @@ USE_THE_TRAY = (
 )
 
 
-class SignInError(RuntimeError):
+class SignInError(FoundryDeskError, RuntimeError):
     """The app could not sign in to Open WebUI; the message says why and what to do."""
 
 

@@ -14,13 +14,14 @@ import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.errors import FoundryDeskError
 from desktop.loopback import on_this_computer
 from desktop.probe import http_get_json
 
 _SERVICE_URL = re.compile(r"https?://(?:[a-zA-Z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3}):\d+")
 
 
-class EndpointUnreachable(ConnectionError):
+class EndpointUnreachable(FoundryDeskError, ConnectionError):
     """The endpoint did not answer like an OpenAI-compatible server; the message says what to do."""
 
 

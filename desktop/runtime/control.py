@@ -27,6 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from desktop.errors import FoundryDeskError
 from desktop.loopback import addressed_to_loopback
 from desktop.runsecret import RunSecret
 
@@ -34,15 +35,15 @@ OFFLINE_CATALOG = "/offline-catalog/asset-gallery/v1.0/models"
 """The catalog the runtime asks when the public one is off (the path must end as a catalog's does)."""
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(FoundryDeskError, LookupError):
     """The requested model is neither registered, cached, nor in the (reachable) catalog."""
 
 
-class ModelUnusable(ValueError):
+class ModelUnusable(FoundryDeskError, ValueError):
     """The request names a model the runtime cannot use (e.g. a folder it cannot register)."""
 
 
-class SwitchInProgress(RuntimeError):
+class SwitchInProgress(FoundryDeskError, RuntimeError):
     """A model is being downloaded or loaded; one switch at a time."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.config import Settings
+from desktop.errors import FoundryDeskError
 from desktop.paths import AppPaths, self_command
 from desktop.probe import http_get_json, http_ok, http_post_json
 from desktop.runrecord import RunRecord
@@ -121,7 +122,7 @@ class ModelEntry:
     loaded: bool
 
 
-class RuntimeRequestError(RuntimeError):
+class RuntimeRequestError(FoundryDeskError, RuntimeError):
     """The runtime host refused a request; the message says why and what to do."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from desktop import APP_NAME, compat, pystray_notifications
+from desktop import APP_NAME, compat
 from desktop.paths import resource_root
+from desktop.shell import platform, pystray_notifications
 
 TITLE_LIMIT = 127
 """Windows cuts tooltips at 127 characters."""
@@ -75,6 +76,8 @@ class TrayActions(Protocol):
     def status(self) -> ShellStatus: ...
     def open_chat(self) -> None: ...
     def open_webgpu(self) -> None: ...
+    def restart_label(self) -> str | None: ...
+    def restart_failed(self) -> None: ...
     def can_choose_model(self) -> bool: ...
     def model_choices(self) -> list[ModelChoice]: ...
     def select_model(self, model_id: str) -> None: ...
@@ -100,7 +103,7 @@ class Tray:
 
     def __init__(self, actions: TrayActions, backend: str) -> None:
         os.environ["PYSTRAY_BACKEND"] = backend  # pystray picks its backend at import
-        with compat.toolkit_without_gl():
+        with platform.toolkit_without_gl():
             import pystray
         if backend in ("gtk", "appindicator"):
             pystray_notifications.install()  # the icon works without a notification daemon
@@ -117,6 +120,11 @@ class Tray:
         item, menu, actions = self._pystray.MenuItem, self._pystray.Menu, self.actions
         return menu(
             item(lambda _: actions.status.text, None, enabled=False),
+            item(
+                lambda _: actions.restart_label() or "Restart",
+                _call(actions.restart_failed),
+                visible=lambda _: actions.restart_label() is not None,
+            ),
             menu.SEPARATOR,
             item("Open chat", _call(actions.open_chat), default=True),
             item("Open WebGPU demo", _call(actions.open_webgpu)),

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 from desktop import compat
 from desktop.process import Child, stop_tree
+from desktop.shell import platform
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The window child. The first command on stdin says what to show (no blank window first)."""
     options = build_parser().parse_args(argv)
-    compat.prepare_webview_environment(os.environ)
+    platform.prepare_webview_environment(os.environ)
     import webview
 
     first = json.loads(sys.stdin.readline() or "{}")

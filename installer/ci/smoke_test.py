@@ -147,7 +147,7 @@ def check_app(executable: Path) -> None:
 def run_value() -> str | None:
     import winreg  # type: ignore[import-not-found,unused-ignore]
 
-    from desktop.autostart import RUN_KEY, RUN_VALUE
+    from desktop.shell.autostart import RUN_KEY, RUN_VALUE
 
     try:
         with winreg.OpenKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as key:  # type: ignore[attr-defined,unused-ignore]

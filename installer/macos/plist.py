@@ -14,7 +14,7 @@ APP_NAME = "Foundry Desk"
 
 BUNDLE_IDENTIFIER = "io.foundry-desk"
 """One reverse-DNS name for the app, its code signature and its start-at-login LaunchAgent
-(`desktop.autostart.LAUNCH_AGENT_LABEL`)."""
+(`desktop.shell.autostart.LAUNCH_AGENT_LABEL`)."""
 
 MINIMUM_MACOS = "14.0"
 """ONNX Runtime's macOS wheels (1.31) need macOS 14 on arm64; the bundle can run nowhere older."""

@@ -9,7 +9,7 @@
 ; - Installs for the current user by default, without administrator rights
 ;   (%LOCALAPPDATA%\Programs\Foundry Desk); the first dialog, or /ALLUSERS, installs for everyone.
 ; - Start menu entry; a desktop shortcut and "start when I sign in" on request. The latter is the
-;   Run value the app's own tray menu writes (desktop/autostart.py), so either can turn it off.
+;   Run value the app's own tray menu writes (desktop/shell/autostart.py), so either can turn it off.
 ; - Needs the Microsoft Edge WebView2 Runtime for the window (part of Windows 11). When it is
 ;   missing, Setup says where to get it; if MicrosoftEdgeWebview2Setup.exe (Microsoft's Evergreen
 ;   Bootstrapper) lies beside this script at build time, Setup carries it and runs it instead.
@@ -100,7 +100,7 @@ Name: "{autoprograms}\{#AppName}"; Filename: "{app}\{#AppExe}"; Comment: "Privat
 Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Tasks: desktopicon
 
 [Registry]
-; Start at login: HKCU\...\Run, value FoundryDesk, as desktop/autostart.py writes it. The first
+; Start at login: HKCU\...\Run, value FoundryDesk, as desktop/shell/autostart.py writes it. The first
 ; entry creates nothing but makes the uninstaller delete the value however it was set (here, or by
 ; the tray menu later); the second sets it when the task is chosen.
 Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: none; ValueName: "FoundryDesk"; Flags: uninsdeletevalue

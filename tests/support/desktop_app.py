@@ -35,6 +35,8 @@ def describe_menu(items: Any) -> list[dict[str, Any]]:
         if item.text == "- - - -":
             continue
         entry: dict[str, Any] = {"text": item.text, "enabled": item.enabled, "checked": item.checked}
+        if not item.visible:
+            entry["visible"] = False
         if item.submenu:
             entry["items"] = describe_menu(item.submenu.items)
         described.append(entry)
@@ -98,7 +100,7 @@ def handle(app: DesktopApp, request: dict[str, Any]) -> Any:
                 "pid": window.pid, "visible": window.visible, "url": window.url, "title": window.title,
                 "text": window.page_text,
             },
-            "chat_url": app._chat_url(),
+            "chat_url": app.stack.chat_url(),
             "milestones": {
                 key: (value - app.milestones.started if value else None)
                 for key, value in vars(app.milestones).items() if key != "started"
