@@ -19,40 +19,34 @@ Quit stops the window and the stack's services together, and the WebGPU page ser
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from desktop import APP_NAME, compat
-from desktop.config import Settings, SettingsError, save_setting
-from desktop.loopback import on_this_computer
+from desktop.config import Settings
+from desktop.menu import TrayMenu
 from desktop.openwebui.service import OpenWebUIState
 from desktop.paths import AppPaths, self_command
 from desktop.process import kill_tree
 from desktop.runrecord import AlreadyRunning
-from desktop.runtime.service import RuntimeRequestError
-from desktop.runtime.status import RuntimeState
 from desktop.shell import autostart, instance, platform
-from desktop.shell.notify import Notifier, Snapshot, dbus_sender, model_choice_hint
-from desktop.shell.tray import ModelChoice, ShellState, ShellStatus, Tray
+from desktop.shell.notify import Notifier, dbus_sender
+from desktop.shell.pages import WindowPages
+from desktop.shell.tray import ShellState, ShellStatus, Tray
 from desktop.shell.window import WindowClient, WindowEvent
-from desktop.stack import LABELS, ChatFactory, ServiceStack, StackStatus, default_chat, run_together
-from desktop.webgpu import WebGpuServer, serve_webgpu
+from desktop.stack import ChatFactory, ServiceStack, StackStatus, default_chat, run_together
+from desktop.status_text import shell_status, snapshot
 
 log = logging.getLogger(__name__)
 
-CHAT_TITLE = "Foundry Desk — Chat"
-WEBGPU_TITLE = "Foundry Desk — WebGPU demo"
 QUIT_DEADLINE_S = 20.0
-BACKGROUND_FLAG = "--background"
-"""How start-at-login runs the app: tray and services, no window."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +82,22 @@ class DesktopApp:
         self.autostart = autostart.for_this_platform()
         self.tray: Tray | None = None
         self.tray_problem = ""
-        self.window: WindowClient | None = None
-        self.webgpu: WebGpuServer | None = None
+        self.pages: WindowPages | None = None
         self.notifier: Notifier | None = None
         self._status = ShellStatus(ShellState.STARTING, "Starting…")
-        self._busy: str | None = None
+        self.busy: str | None = None
+        """A long action under way (a switch, offline mode turning on), shown as the state."""
         self._status_of_webui = OpenWebUIState.STOPPED
-        self._page: str | None = None
-        self._page_pending = False
         self._quitting = threading.Event()
         self._stopped = threading.Event()
-        self._lock = threading.Lock()
 
     @property
     def settings(self) -> Settings:
         return self.stack.settings
+
+    @property
+    def window(self) -> WindowClient | None:
+        return self.pages.window if self.pages is not None else None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -127,7 +122,7 @@ class DesktopApp:
             # The services start first: the chat server takes seconds to start, the tray under one.
             self._start_services()
             if backend is not None:
-                self.tray = Tray(self, backend)
+                self.tray = Tray(TrayMenu(self, self.stack, self.autostart), backend)
                 self.notifier = Notifier(self.tray.notify)
                 if not self._quitting.is_set():
                     self.tray.run(setup=self._setup)
@@ -161,7 +156,7 @@ class DesktopApp:
         self.stack.subscribe(self._on_services)
         self.stack.start()
         record = self.stack.record
-        self.window = WindowClient(
+        window = WindowClient(
             [*self._window_command, "--storage-dir", str(self.paths.data_dir / "webview")],
             self.paths.log_dir / "window.log",
             record.child_env,
@@ -169,6 +164,7 @@ class DesktopApp:
             on_spawn=record.add_child,
             on_exit=record.remove_child,
         )
+        self.pages = WindowPages(window, self.stack)
 
     def _capture_signals(self) -> dict[int, Any]:
         """SIGINT/SIGTERM mean Quit (only possible from the main thread)."""
@@ -185,22 +181,15 @@ class DesktopApp:
         if before is OpenWebUIState.STARTING and status.open_webui.state is not OpenWebUIState.STARTING:
             running = status.open_webui.state is OpenWebUIState.RUNNING
             title = "Open WebUI is running" if running else "Open WebUI did not start"
-            self._tell(title, status.open_webui.message)
+            self.tell(title, status.open_webui.message)
         self._render(status)
         if self.notifier is not None:
             self.notifier.observe(snapshot(status))
-        self._show_chat_if_waiting()
-
-    def _show_chat_if_waiting(self) -> None:
-        """The window waits for the chat (showing "The chat is starting…"): show it once it is up."""
-        window = self.window
-        waiting = self._page == "chat" and self._page_pending and window and window.visible
-        if waiting and window and self.stack.chat_url() is not None:
-            self._page_pending = False
-            window.show(self._chat_link(), CHAT_TITLE)
+        if self.pages is not None:
+            self.pages.show_chat_if_waiting()
 
     def _render(self, status: StackStatus) -> None:
-        shown = shell_status(status, self.settings, self._busy)
+        shown = shell_status(status, self.settings, self.busy)
         if shown != self._status:
             self._status = shown
             if self.tray is not None:
@@ -208,18 +197,12 @@ class DesktopApp:
         elif self.tray is not None:
             self.tray.refresh()  # the menu: models, Open WebUI, Restart
 
-    def _chat_link(self) -> str:
-        """The chat's address with a one-time token: the window gets the chat's cookie with it
-        (it loads the link only when it is not on the chat already)."""
-        assert self.stack.chat is not None
-        return self.stack.chat.link()
-
     def _on_window_event(self, event: WindowEvent) -> None:
         if event.name == "loaded" and self.milestones.window_loaded is None:
             self.milestones = replace(self.milestones, window_loaded=time.monotonic())
             log.info("window loaded %s", event.data.get("url"))
-        if event.name == "shown":
-            self._show_chat_if_waiting()
+        if event.name == "shown" and self.pages is not None:
+            self.pages.show_chat_if_waiting()
         if event.name == "hidden" and event.data.get("by_user") and self.tray is None:
             self.quit()  # without a tray icon the window is the only way to quit
 
@@ -230,150 +213,12 @@ class DesktopApp:
         return self._status
 
     def open_chat(self) -> None:
-        window = self.window
-        if window is None:
-            return
-        self._page = "chat"
-        if self.stack.chat_url() is not None:
-            self._page_pending = False
-            window.show(self._chat_link(), CHAT_TITLE)
-            return
-        self._page_pending = self.stack.chat is not None
-        reason = "The chat is starting…" if self.stack.chat is not None else "The chat is not available."
-        window.show_html(placeholder_page(reason, self._status.text), CHAT_TITLE)
+        if self.pages is not None:
+            self.pages.open_chat(self._status.text)
 
     def open_webgpu(self) -> None:
-        window = self.window
-        if window is None:
-            return
-        with self._lock:
-            if self.webgpu is None:
-                self.webgpu = serve_webgpu()
-        self._page = "webgpu"
-        self._page_pending = False
-        window.show(self.webgpu.url, WEBGPU_TITLE)
-
-    def restart_label(self) -> str | None:
-        """ "Restart …" naming the services that failed for good; None when none did."""
-        failed = self.stack.status.failed
-        return f"Restart {' and '.join(LABELS[s.name] for s in failed)}" if failed else None
-
-    def restart_failed(self) -> None:
-        for service in self.stack.status.failed:
-            self._background(self.stack.restart, service.name)
-
-    def can_choose_model(self) -> bool:
-        """The app hosts the runtime, so the chat window's first-run view can give it a model."""
-        return self.settings.base_url is None
-
-    def model_choices(self) -> list[ModelChoice]:
-        status = self.stack.status
-        runtime = status.runtime
-        current = runtime.model_id if runtime is not None and runtime.state is RuntimeState.READY else None
-        return [ModelChoice(m.id, m.alias or m.id, m.id == current) for m in status.models]
-
-    def select_model(self, model_id: str) -> None:
-        if self._busy or any(choice.current and choice.id == model_id for choice in self.model_choices()):
-            return  # already served: nothing to switch
-        label = next((m.alias for m in self.stack.status.models if m.id == model_id), model_id)
-        self._set_busy(f"Switching to {label}…")
-        self._background(self._switch_model, model_id, label)
-
-    def _switch_model(self, model_id: str, label: str) -> None:
-        try:
-            status = self.stack.client.select(model_id)
-            if status.state is RuntimeState.READY:
-                self._tell("Model switched", f"Now serving {status.model_alias or label}.")
-            else:
-                self._tell("Could not switch the model", status.message)
-        except (RuntimeRequestError, TimeoutError) as error:
-            self._tell("Could not switch the model", str(error))
-        finally:
-            self._set_busy(None)
-
-    def open_webui_label(self) -> str:
-        return f"Open WebUI ({self.stack.status.open_webui.state.value})"
-
-    def can_start_open_webui(self) -> bool:
-        stopped = (OpenWebUIState.STOPPED, OpenWebUIState.FAILED, OpenWebUIState.UNAVAILABLE)
-        return self.stack.status.open_webui.state in stopped and bool(self.endpoint_url())
-
-    def can_stop_open_webui(self) -> bool:
-        running = (OpenWebUIState.RUNNING, OpenWebUIState.STARTING, OpenWebUIState.RESTARTING)
-        return self.stack.status.open_webui.state in running
-
-    def can_open_open_webui(self) -> bool:
-        return self.stack.status.open_webui.state is OpenWebUIState.RUNNING
-
-    def start_open_webui(self) -> None:
-        self.stack.start_open_webui()
-
-    def stop_open_webui(self) -> None:
-        self._background(self.stack.stop_open_webui)
-
-    def open_open_webui(self) -> None:
-        """In the user's browser, signed in with the app's account (a new one-time link)."""
-        self._background(self._open_open_webui)
-
-    def _open_open_webui(self) -> None:
-        link = self.stack.open_webui.link()
-        if link is not None:
-            platform.open_path(link)
-        else:
-            self._tell("Open WebUI is not running", self.stack.open_webui.status().message)
-
-    def endpoint_url(self) -> str | None:
-        return self.stack.endpoint_url()
-
-    def copy_endpoint(self) -> None:
-        url = self.endpoint_url()
-        if url is None:
-            return
-        if platform.copy_to_clipboard(url):
-            self._tell("Endpoint URL copied", url)
-        else:
-            self._tell("Could not copy the endpoint URL", url)
-
-    def autostart_enabled(self) -> bool:
-        return self.autostart.enabled()
-
-    def toggle_autostart(self) -> None:
-        if self.autostart.enabled():
-            self.autostart.disable()
-        else:
-            self.autostart.enable(self_command(BACKGROUND_FLAG))
-        self._refresh_menu()
-
-    def offline_enabled(self) -> bool:
-        return self.settings.offline
-
-    def toggle_offline(self) -> None:
-        """Offline mode on or off, saved for the next starts. The runtime and the chat start again
-        with it: the runtime's catalog is chosen when it starts, and the chat's routes with it."""
-        if self._busy:
-            return
-        offline = not self.settings.offline
-        try:
-            save_setting(self.paths.settings_file, "offline", offline)
-        except (SettingsError, OSError) as error:
-            self._tell("Offline mode is not saved", f"It applies until you quit ({error}).")
-        self._set_busy(f"Turning offline mode {'on' if offline else 'off'}…")
-        self._background(self._restart_for_offline, replace(self.settings, offline=offline))
-
-    def _restart_for_offline(self, settings: Settings) -> None:
-        try:
-            self.stack.restart_with(settings)
-            if self._page == "chat":
-                self._page_pending = True  # the chat's new link, once it is up (if its address moved)
-        finally:
-            self._set_busy(None)
-        if settings.offline:
-            self._tell("Offline mode is on", "Nothing leaves this computer: no catalog, no downloads.")
-        else:
-            self._tell("Offline mode is off", "The model catalog is asked when you need a model from it.")
-
-    def open_logs(self) -> None:
-        platform.open_path(str(self.paths.log_dir))
+        if self.pages is not None:
+            self.pages.open_webgpu()
 
     def quit(self) -> None:
         """Stop everything we started, within the deadline, then end the tray loop."""
@@ -391,9 +236,7 @@ class DesktopApp:
         deadline.daemon = True
         deadline.start()
         try:
-            run_together([self._stop_window, self.stack.stop], QUIT_DEADLINE_S)
-            if self.webgpu is not None:
-                self.webgpu.close()
+            run_together([self._close_window, self.stack.stop], QUIT_DEADLINE_S)
             self.lock.release()
         finally:
             deadline.cancel()
@@ -402,9 +245,9 @@ class DesktopApp:
             self._stopped.set()
             log.info("quit")
 
-    def _stop_window(self) -> None:
-        if self.window is not None:
-            self.window.close()
+    def _close_window(self) -> None:
+        if self.pages is not None:
+            self.pages.close()
 
     def _force_exit(self) -> None:
         """Quit took too long: kill what is left of our children and leave."""
@@ -413,82 +256,33 @@ class DesktopApp:
             kill_tree(child)
         os._exit(1)
 
-    def _set_busy(self, busy: str | None) -> None:
-        self._busy = busy
+    def set_busy(self, busy: str | None) -> None:
+        """A long action under way, shown in the icon and the tooltip (None: done)."""
+        self.busy = busy
         self._render(self.stack.status)
 
-    def _background(self, target: Callable[..., None], *args: Any) -> None:
-        threading.Thread(target=target, args=args, name=target.__name__, daemon=True).start()
+    def chat_moved(self) -> None:
+        """The chat starts again: the window shows it again once it is up."""
+        if self.pages is not None:
+            self.pages.chat_moved()
 
-    def _refresh_menu(self) -> None:
+    def refresh_menu(self) -> None:
         if self.tray is not None:
             self.tray.refresh()
 
-    def _tell(self, title: str, message: str) -> None:
+    def tell(self, title: str, message: str) -> None:
+        """A notification (and a line in the log); the menu is re-read."""
         log.info("%s: %s", title, message)
         if self.notifier is not None:
             with contextlib.suppress(Exception):
                 self.notifier.send(title, message)
-        self._refresh_menu()
-
-
-def shell_status(status: StackStatus, settings: Settings, busy: str | None) -> ShellStatus:  # noqa: PLR0911
-    """What the icon and the tooltip say for the services' state."""
-    if status.failed:
-        failed = status.failed[0]
-        return ShellStatus(ShellState.ERROR, f"{failed.name} failed: {failed.message}")
-    if busy:
-        return ShellStatus(ShellState.WORKING, busy)
-    if settings.base_url:
-        attached = status.attached
-        if attached is None or attached.models is None:
-            if settings.offline and not on_this_computer(settings.base_url):
-                return ShellStatus(ShellState.ERROR, f"Offline mode: {settings.base_url} is not local")
-            return ShellStatus(ShellState.ERROR, f"Not reachable: {settings.base_url}")
-        return ShellStatus(ShellState.READY, f"Ready: {', '.join(attached.models) or 'attached'}")
-    runtime = status.runtime
-    if runtime is None:
-        return ShellStatus(ShellState.STARTING, "Starting the model runtime…")
-    if runtime.state is RuntimeState.DOWNLOADING:
-        percent = runtime.progress or 0.0
-        return ShellStatus(ShellState.DOWNLOADING, f"Downloading {percent:.0f}%", progress=percent)
-    if runtime.state is RuntimeState.READY:
-        return ShellStatus(ShellState.READY, f"Ready: {runtime.model_alias or runtime.model_id}")
-    if runtime.state is RuntimeState.NO_MODEL:
-        return ShellStatus(ShellState.ERROR, f"No model: {model_choice_hint(runtime.download_alias)}")
-    if runtime.state is RuntimeState.FAILED:
-        return ShellStatus(ShellState.ERROR, runtime.message or runtime.state.value)
-    if runtime.state is RuntimeState.LOADING:
-        return ShellStatus(ShellState.STARTING, f"Loading {runtime.model_alias or 'the model'}…")
-    return ShellStatus(ShellState.STARTING, runtime.message or "Starting…")
-
-
-def snapshot(status: StackStatus) -> Snapshot:
-    """What the notifications compare from one change to the next."""
-    failed = frozenset(service.name for service in status.failed)
-    runtime = status.runtime
-    if runtime is None:
-        return Snapshot(failed_services=failed)
-    model = runtime.model_alias or runtime.model_id
-    return Snapshot(runtime.state.value, model, runtime.message, failed, runtime.download_alias)
+        self.refresh_menu()
 
 
 def psutil_children() -> list[int]:
     import psutil
 
     return [p.pid for p in psutil.Process().children()]
-
-
-def placeholder_page(headline: str, detail: str) -> str:
-    """A local page shown while the chat is not up yet (no network, no server needed)."""
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Foundry Desk</title><style>"
-        "body{font-family:system-ui,sans-serif;background:#0f3d3a;color:#fff;display:flex;"
-        "align-items:center;justify-content:center;height:100vh;margin:0}"
-        "main{text-align:center}p{opacity:.8}</style></head><body><main>"
-        f"<h1>{html.escape(headline)}</h1><p>{html.escape(detail)}</p>"
-        "</main></body></html>"
-    )
 
 
 def run_app(settings: Settings, paths: AppPaths, **options: Any) -> int:

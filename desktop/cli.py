@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from desktop import APP_NAME, __version__, compat
@@ -98,16 +98,23 @@ SETTING_ARGS = ("model", "model_path", "base_url", "api_key", "runtime_port", "a
 
 
 @contextlib.contextmanager
-def capture_signals() -> Iterator[threading.Event]:
-    """Turn SIGINT/SIGTERM into an event for the main loop; restore the handlers afterwards."""
+def capture_signals(hangup: threading.Event | None = None) -> Iterator[threading.Event]:
+    """Turn SIGINT/SIGTERM into an event for the main loop (and SIGHUP, where there is one, into
+    `hangup`); restore the handlers afterwards."""
     stop = threading.Event()
-    signals = [signal.SIGINT, signal.SIGTERM]
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signals}
+    events = {signal.SIGINT: stop, signal.SIGTERM: stop}
+    if hangup is not None and hasattr(signal, "SIGHUP"):
+        events[signal.SIGHUP] = hangup
+    previous = {signum: signal.signal(signum, _setter(event)) for signum, event in events.items()}
     try:
         yield stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _setter(event: threading.Event) -> Callable[..., None]:
+    return lambda *_: event.set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,12 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from desktop.headless import run_headless
 
-    with capture_signals() as stop:
+    restart = threading.Event()
+    with capture_signals(hangup=restart) as stop:
         return run_headless(
             loaded.settings,
             paths,
             sys.stdout,
             stop,
+            restart=restart,
             with_open_webui="open_webui" in options,
             with_chat="chat" in options,
         )

@@ -8,6 +8,8 @@ every process it started. A runtime host that failed for good ends the run (exit
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import TextIO
@@ -16,11 +18,10 @@ from desktop.config import Settings
 from desktop.openwebui.service import TRY_AGAIN, OpenWebUIState, OpenWebUIStatus
 from desktop.paths import AppPaths
 from desktop.runrecord import AlreadyRunning
-from desktop.runtime.status import RuntimeState, RuntimeStatus
 from desktop.stack import ChatService, ServiceStack, StackStatus, default_chat
+from desktop.status_text import describe, describe_attached
 from desktop.supervisor import ServiceState, ServiceStatus
 
-MODEL_PATH_HINT = "To serve a model folder of your own: foundry-desk --headless --model-path <folder>"
 Printer = Callable[[str], None]
 DOWN = (OpenWebUIState.RESTARTING, OpenWebUIState.FAILED)
 
@@ -31,10 +32,12 @@ def run_headless(
     out: TextIO,
     stop: threading.Event,
     *,
+    restart: threading.Event | None = None,
     with_open_webui: bool = False,
     with_chat: bool = False,
 ) -> int:
-    """Run until `stop` is set; returns the exit code."""
+    """Run until `stop` is set; returns the exit code. `restart` (set by SIGHUP) starts the
+    services that failed for good again."""
     lock = threading.Lock()
 
     def say(line: str) -> None:
@@ -47,7 +50,8 @@ def run_headless(
     except AlreadyRunning as error:
         say(f"{error} Quit it first, or use its endpoint.")
         return 1
-    printer = TerminalPrinter(say, stack)
+    hint = f" Here: kill -HUP {os.getpid()}" if restart is not None and hasattr(signal, "SIGHUP") else ""
+    printer = TerminalPrinter(say, stack, hint)
     stack.subscribe(printer)
     if with_open_webui:
         stack.start_open_webui()
@@ -56,6 +60,11 @@ def run_headless(
         while not stop.wait(0.1):
             if printer.runtime_failed:
                 return 1
+            if restart is not None and restart.is_set():
+                restart.clear()
+                for service in stack.status.failed:
+                    say(f"{service.name}: restarting, as asked")
+                    stack.restart(service.name)
         return 0
     finally:
         hosted = stack.runtime is not None
@@ -67,10 +76,12 @@ def run_headless(
 class TerminalPrinter:
     """Says each change of the services as lines (called by the stack's watch thread)."""
 
-    def __init__(self, say: Printer, stack: ServiceStack) -> None:
+    def __init__(self, say: Printer, stack: ServiceStack, restart_hint: str = "") -> None:
         self.say = say
         self.stack = stack
         self.runtime_failed = False
+        self.restart_hint = restart_hint
+        """How the user restarts a service that failed for good (the tray's Restart, here)."""
         self._last: dict[str, object] = {}
         self._webui_went_down = False
 
@@ -98,8 +109,10 @@ class TerminalPrinter:
             if self._last.get("chat") != "running":
                 self._last["chat"] = "running"
                 self.say(f"chat: {chat.link()}")  # opens the chat (once) in a browser of the user's
-        elif status.state in (ServiceState.BACKOFF, ServiceState.FAILED):
+        elif status.state is ServiceState.BACKOFF:
             self._once("chat", f"chat server {status.state.value}: {status.message}")
+        elif status.state is ServiceState.FAILED:
+            self._once("chat", f"chat server failed: {status.message}{self.restart_hint}")
 
     def _open_webui(self, status: OpenWebUIStatus) -> None:
         """Say Open WebUI's state when it (or its count of restarts) changed."""
@@ -133,38 +146,8 @@ class TerminalPrinter:
                 f"open-webui: failed: {status.message}",
                 *(f"  | {line}" for line in status.log_tail),
                 f"  Its log: {location}",
-                f"  {TRY_AGAIN}",
+                f"  {TRY_AGAIN}{self.restart_hint}",
             ]
         if status.state in (OpenWebUIState.STARTING, OpenWebUIState.STOPPED):
             return [f"open-webui: {status.message}"]
         return [f"open-webui: {status.state.value}: {status.message}"]
-
-
-def describe(service: ServiceStatus, runtime: RuntimeStatus | None) -> str:
-    """The line shown for this combination of process state and runtime state."""
-    if service.state is not ServiceState.RUNNING or runtime is None:
-        detail = f": {service.message}" if service.message else ""
-        return f"runtime host {service.state.value}{detail}"
-    if runtime.state is RuntimeState.DOWNLOADING:
-        return f"downloading: {runtime.message} {runtime.progress or 0:.0f}%"
-    if runtime.state is RuntimeState.READY:
-        lines = [
-            f"ready: {runtime.message}",
-            f"  base_url: {runtime.base_url}",
-            f"  model:    {runtime.model_id}",
-        ]
-        if runtime.device:
-            lines.append(f"  device:   {runtime.device}")
-        return "\n".join(lines)
-    if runtime.state is RuntimeState.NO_MODEL:
-        return f"no model: {runtime.message}\n  {MODEL_PATH_HINT}"
-    return f"{runtime.state.value.replace('_', ' ')}: {runtime.message}"
-
-
-def describe_attached(status: StackStatus) -> str:
-    attached = status.attached
-    assert attached is not None
-    if attached.models is None:
-        return f"unreachable: {attached.problem}"
-    listed = ", ".join(attached.models) or "none"
-    return f"ready: attached to {attached.base_url}\n  base_url: {attached.base_url}\n  models:   {listed}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -44,7 +45,7 @@ from desktop.runtime.service import (
     supervise_runtime,
 )
 from desktop.runtime.status import RuntimeState, RuntimeStatus
-from desktop.supervisor import ServiceState, ServiceStatus, Supervisor
+from desktop.supervisor import RestartPolicy, ServiceState, ServiceStatus, Supervisor, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,10 @@ class OpenWebUIWiring:
     wired_to: str | None = None
     starting: threading.Thread | None = None
     polled_at: float = 0.0
+    stopped_by_itself: deque[float] = field(default_factory=deque)
+    """When it stopped by itself lately (a backend that does not restart it: the stack does)."""
+    restart_at: float = 0.0
+    """Not started again before this time (the backoff after it stopped by itself)."""
 
 
 @dataclass
@@ -262,6 +267,8 @@ class ServiceStack:
         elif name == CHAT and self.chat is not None and self.chat.supervisor is not None:
             self.chat.supervisor.restart()
         elif name == OPEN_WEBUI:
+            self._wiring.stopped_by_itself.clear()
+            self._wiring.restart_at = 0.0
             self._wiring.wired_to = None  # started again on the current endpoint
             self._wiring.wanted = True
         self._changed.set()
@@ -292,6 +299,15 @@ class ServiceStack:
             return self.settings.base_url if local else None
         runtime = self._status.runtime
         return runtime.base_url if runtime is not None and runtime.state is RuntimeState.READY else None
+
+    @property
+    def has_chat(self) -> bool:
+        return self.chat is not None
+
+    def chat_link(self) -> str | None:
+        """A new one-time link that opens the chat signed in, while it serves (`chat_url`)."""
+        chat = self.chat
+        return chat.link() if chat is not None and self.chat_url() is not None else None
 
     def chat_url(self) -> str | None:
         """The chat's address while it serves."""
@@ -402,13 +418,36 @@ class ServiceStack:
         if time.monotonic() - wiring.polled_at < self.open_webui.poll_interval_s:
             return
         wiring.polled_at = time.monotonic()
-        self._webui = self.open_webui.status()
+        status = self.open_webui.status()
+        if status.state is OpenWebUIState.FAILED and not self.open_webui.restarts_itself:
+            status = self._restart_later(status)
+        self._webui = status
+
+    def _restart_later(self, failed: OpenWebUIStatus) -> OpenWebUIStatus:
+        """It stopped by itself: start it again after a backoff, as a supervisor would, until
+        `restart_limit` restarts within `restart_window_s`; past that it stays FAILED."""
+        wiring, now = self._wiring, time.monotonic()
+        policy = RestartPolicy(limit=self.settings.restart_limit, window_s=self.settings.restart_window_s)
+        limit, window_s = policy.limit, policy.window_s
+        while wiring.stopped_by_itself and now - wiring.stopped_by_itself[0] > window_s:
+            wiring.stopped_by_itself.popleft()
+        if len(wiring.stopped_by_itself) >= limit:
+            gave_up = f"{failed.message} Gave up after {limit} restarts within {window_s:.0f} s."
+            return replace(failed, message=gave_up)
+        wiring.stopped_by_itself.append(now)
+        count = len(wiring.stopped_by_itself)
+        delay = backoff_delay(count, policy.backoff_base_s, policy.backoff_max_s)
+        wiring.restart_at, wiring.wired_to = now + delay, None  # `_follow_endpoint` starts it
+        message = f"Open WebUI stopped by itself ({failed.message.rstrip('.')}; restarting in {delay:.1f} s)"
+        return replace(failed, state=OpenWebUIState.RESTARTING, message=message, restarts=count)
 
     def _follow_endpoint(self) -> None:
         """Start Open WebUI when it is wanted and the endpoint it should use is ready and new."""
         wiring = self._wiring
         endpoint = self.endpoint_url()
         if not wiring.wanted or endpoint is None or endpoint == wiring.wired_to or wiring.starting:
+            return
+        if time.monotonic() < wiring.restart_at:
             return
         wiring.wired_to = endpoint
         self._webui = OpenWebUIStatus(OpenWebUIState.STARTING, f"starting, wired to {endpoint}")

@@ -23,7 +23,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desktop.app import CHAT_TITLE
+from desktop.shell.pages import CHAT_TITLE
 from tests.conftest import free_port
 from tests.support.shell_driver import ShellApp
 from tests.support.xsession import XSession, close_windows, tray_pixels, wait_until

@@ -7,9 +7,7 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,13 +16,15 @@ import psutil
 import pytest
 from PIL import Image
 
-from desktop.app import CHAT_TITLE, WEBGPU_TITLE
 from desktop.openwebui.service import CONTAINER_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok
+from desktop.process import process_alive
 from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient
-from tests.conftest import SUPPORT, TinyModels, free_port, not_private
+from desktop.shell.pages import CHAT_TITLE, WEBGPU_TITLE
+from tests.conftest import TinyModels, free_port, not_private
+from tests.support.docker_cli import FakeDocker
 from tests.support.shell_driver import ShellApp
 from tests.support.xsession import (
     XSession,
@@ -281,43 +281,20 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     assert RunSecret.read(state_dir) is None  # the run's secret went with it
 
 
-@dataclass(frozen=True)
-class FakeDocker:
-    """The stand-in `docker` CLI (tests/support/fake_docker.py) as the app finds it, and its record."""
-
-    bin_dir: Path
-    state: Path
-
-    def env(self) -> dict[str, str]:
-        """For the app: the stand-in first on its PATH, Open WebUI through Docker on a free port."""
-        return {
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_DOCKER_STATE": str(self.state),
-            "FOUNDRY_DESK_OPEN_WEBUI_BACKEND": "docker",
-            "FOUNDRY_DESK_OPEN_WEBUI_PORT": str(free_port()),
-        }
-
-    def calls(self) -> list[list[str]]:
-        path = self.state / "calls.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    def containers(self) -> dict[str, Any]:
-        path = self.state / "containers.json"
-        return dict(json.loads(path.read_text())) if path.exists() else {}
-
-
 @pytest.fixture
 def fake_docker(tmp_path: Path) -> Iterator[FakeDocker]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    docker = bin_dir / "docker"
-    docker.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SUPPORT / "fake_docker.py"}" "$@"\n')
-    docker.chmod(0o755)
-    fake = FakeDocker(bin_dir, tmp_path / "docker-state")
+    fake = FakeDocker.install(tmp_path)
     yield fake
-    for container in fake.containers().values():  # "containers" run in sessions of their own
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(container["pid"]).kill()
+    fake.kill_containers()
+
+
+def docker_env(fake: FakeDocker) -> dict[str, str]:
+    """For the app: the stand-in first on its PATH, Open WebUI through Docker on a free port."""
+    return {
+        **fake.env(),
+        "FOUNDRY_DESK_OPEN_WEBUI_BACKEND": "docker",
+        "FOUNDRY_DESK_OPEN_WEBUI_PORT": str(free_port()),
+    }
 
 
 def app_runtime_client(home: Path) -> RuntimeClient:
@@ -352,17 +329,10 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one story)
     desktop: XSession, apps: list[ShellApp], tiny_models: TinyModels, fake_docker: FakeDocker, tmp_path: Path
 ) -> None:
-    env = {**app_env(tiny_models, tmp_path), **fake_docker.env()}
+    env = {**app_env(tiny_models, tmp_path), **docker_env(fake_docker), "FOUNDRY_DESK_RESTART_LIMIT": "1"}
     home = tmp_path / "home"
     app = ShellApp(desktop, home, env)
     apps.append(app)
@@ -405,8 +375,17 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     wait_until(lambda: "Open WebUI is running" in notifications(desktop), 5, "the running notification")
     assert (menu_item(app, "Restart") or {}).get("visible") is False  # nothing failed
 
-    # Open WebUI dies (its container's process killed): the menu says so at its next look, and
-    # the tray offers to restart it; Restart runs it again
+    # Open WebUI is watched like the other services: its container's process killed, it is run
+    # again; killed again past the restart limit (1 here), the menu says it failed and the tray
+    # offers to restart it; Restart runs it again
+    first = fake_docker.containers()[CONTAINER_NAME]["pid"]
+    os.kill(first, signal.SIGKILL)
+
+    def running_again() -> bool:
+        container = fake_docker.containers().get(CONTAINER_NAME) or {}
+        return container.get("pid") not in (None, first) and bool(menu_item(app, "Open WebUI (running)"))
+
+    wait_until(running_again, 20, "Open WebUI run again")
     os.kill(fake_docker.containers()[CONTAINER_NAME]["pid"], signal.SIGKILL)
     wait_until(lambda: menu_item(app, "Open WebUI (failed)"), 10, "Open WebUI shown failed")
     restart = menu_item(app, "Restart Open WebUI")
@@ -462,7 +441,7 @@ def test_model_menu_open_webui_and_sigterm(  # noqa: PLR0915 (one session, one s
     }
     assert respawned == {}
     assert app.leftovers() == [] and app.strays() == []
-    assert fake_docker.containers() == {} and gone(container)
+    assert fake_docker.containers() == {} and not process_alive(container)
     assert [call[0] for call in fake_docker.calls()][-2:] == ["stop", "rm"]
 
 

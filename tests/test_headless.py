@@ -20,6 +20,7 @@ import pytest
 from desktop.chat.gate import COOKIE_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
+from desktop.process import process_alive
 from tests.conftest import ALPHA_ANSWER, SUPPORT, TinyModels, free_port
 from tests.support.headless_app import Headless
 from tests.support.openai_standin import RemoteStandIn
@@ -48,13 +49,6 @@ def serving(models: TinyModels) -> dict[str, str]:
     return {"FOUNDRY_DESK_MODEL_PATH": str(models.alpha), "FOUNDRY_DESK_RUNTIME_PORT": str(free_port())}
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def chat(base_url: str, model: str) -> str:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
     reply = client.chat.completions.create(
@@ -75,7 +69,7 @@ def test_prints_the_endpoint_serves_it_and_quits_cleanly(
 
     assert app.finish(signal.SIGTERM) == 0
     assert "Stopped." in app.seen
-    assert gone(host)
+    assert not process_alive(host)
     assert not AppPaths.under(app.home).run_record_file.exists()
 
 
@@ -85,7 +79,7 @@ def test_killing_the_app_takes_the_runtime_with_it(headless: StartHeadless, tiny
     host = app.host_pid()
 
     app.finish(signal.SIGKILL)
-    assert wait_for(lambda: gone(host), timeout_s=5), "runtime host outlived the app"
+    assert wait_for(lambda: not process_alive(host), timeout_s=5), "runtime host outlived the app"
 
 
 def test_offline_without_a_model_it_says_so_and_how_to_serve_a_folder(headless: StartHeadless) -> None:
@@ -235,8 +229,9 @@ def open_webui_command(folder: Path) -> Path:
 
 def test_open_webui_going_down_is_told_and_status_shows_it(headless: StartHeadless, tmp_path: Path) -> None:
     """Killed for real (kill -9): the console says it is restarting, then running again; killed
-    once more past the restart limit, that it failed for good, with its log and what to do.
-    `--status` shows its state, address, backend and process from the run record meanwhile."""
+    once more past the restart limit, that it failed for good, with its log and what to do; and
+    it runs again when the user restarts it (SIGHUP). `--status` shows its state, address,
+    backend and process from the run record meanwhile."""
     ui_port = free_port()
     url = f"http://127.0.0.1:{ui_port}"
     with RemoteStandIn() as endpoint:
@@ -273,9 +268,16 @@ def test_open_webui_going_down_is_told_and_status_shows_it(headless: StartHeadle
         os.kill(again["pid"], signal.SIGKILL)
         app.wait_for_line(r"open-webui: failed: Open WebUI failed: exited with code -9; gave up after 1 ")
         app.wait_for_line(rf"^  Its log: {log}$")
-        app.wait_for_line(r"^  Fix what its log says, then start it again")
+        hint = app.wait_for_line(r"^  Fix what its log says, then start it again.* kill -HUP (\d+)$")
         failed = status_of(app.home)["open_webui"]
         assert failed["state"] == "failed" and "pid" not in failed and "sign_in_link" not in failed
+
+        # Restart, as the line said: it runs again, and --status shows it running
+        assert int(hint.group(1)) == app.process.pid
+        os.kill(app.process.pid, signal.SIGHUP)
+        app.wait_for_line(r"^open-webui: restarting, as asked$")
+        app.wait_for_line(rf"open-webui: running again: {running_at}", timeout_s=60)
+        assert status_of(app.home)["open_webui"]["state"] == "running"
         assert app.finish() == 0
     assert not AppPaths.under(app.home).run_record_file.exists()
 
@@ -312,4 +314,4 @@ def test_headless_chat_serves_the_chat_prints_its_url_and_stops_it(
 
     assert app.finish(signal.SIGTERM) == 0
     assert not http_ok(f"{url}/health")
-    assert all(gone(pid) for pid in chat_pids)
+    assert all(not process_alive(pid) for pid in chat_pids)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from desktop import __version__
-from desktop.app import BACKGROUND_FLAG
+from desktop.menu import BACKGROUND_FLAG
 from desktop.shell import autostart
 from installer.macos.plist import BUNDLE_IDENTIFIER, INFO_PLIST
 

@@ -10,7 +10,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,52 +36,30 @@ from desktop.openwebui.service import (
 )
 from desktop.paths import AppPaths
 from desktop.probe import http_ok, wait_for
+from desktop.process import process_alive
 from desktop.runsecret import RunSecret
 from desktop.stack import ServiceStack
 from desktop.supervisor import RestartPolicy
 from tests.conftest import SUPPORT, TinyModels, free_port
+from tests.support.docker_cli import FakeDocker as DockerStandIn
+from tests.support.docker_cli import write_executable
 from tests.support.headless_app import Headless
 from tests.support.openai_standin import RemoteStandIn
 
 ENDPOINT = Endpoint("http://127.0.0.1:5282/v1", "secret-key")
 ACCESS = Access("the-secret-key", signup_open=True)
 IMAGE = DEFAULT_OPEN_WEBUI_IMAGE
-STANDIN_OWN = {"PATH", "ARGV", "CWD", "LC_CTYPE", "STANDIN_DATA_DIR"}
-"""What the stand-in's environment holds beyond what the container was given."""
 SIGN_IN = "/api/v1/auths/signin"
 
 
-def write_executable(folder: Path, name: str, script: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
-    path.chmod(0o755)
-    return path
-
-
 @dataclass
-class FakeDocker:
-    """The stand-in CLI, first on PATH, and what it recorded."""
+class FakeDocker(DockerStandIn):
+    """The stand-in CLI, first on this process's PATH."""
 
-    state: Path
     monkeypatch: pytest.MonkeyPatch
 
     def mode(self, mode: str) -> None:
         self.monkeypatch.setenv("FAKE_DOCKER_MODE", mode)
-
-    def calls(self) -> list[list[str]]:
-        path = self.state / "calls.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    def containers(self) -> dict[str, Any]:
-        path = self.state / "containers.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def container_env(self, name: str = CONTAINER_NAME) -> dict[str, str]:
-        env_file = self.state / f"{name}.env.json"
-        assert wait_for(env_file.exists, timeout_s=5)
-        recorded = json.loads(env_file.read_text())
-        return {k: v for k, v in recorded.items() if k not in STANDIN_OWN}
 
     def user_runs(self, *args: str) -> None:
         """A container the user started themselves, not the app."""
@@ -91,15 +68,12 @@ class FakeDocker:
 
 @pytest.fixture
 def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDocker]:
-    bin_dir = tmp_path / "bin"
-    write_executable(bin_dir, "docker", SUPPORT / "fake_docker.py")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_DOCKER_STATE", str(tmp_path / "docker-state"))
-    fake = FakeDocker(tmp_path / "docker-state", monkeypatch)
+    installed = DockerStandIn.install(tmp_path)
+    for name, value in installed.env().items():
+        monkeypatch.setenv(name, value)
+    fake = FakeDocker(installed.bin_dir, installed.state, monkeypatch)
     yield fake
-    leftovers = [c["pid"] for c in fake.containers().values() if psutil.pid_exists(c["pid"])]
-    for pid in leftovers:
-        os.kill(pid, signal.SIGKILL)
+    fake.kill_containers()
 
 
 def docker_backend(host_network: bool = True, port: int | None = None) -> DockerBackend:
@@ -188,7 +162,7 @@ def test_a_restart_picks_up_the_new_endpoint(fake_docker: FakeDocker) -> None:
     assert backend.start(moved, ACCESS).state is OpenWebUIState.RUNNING
     assert fake_docker.container_env()["OPENAI_API_BASE_URL"] == moved.base_url
     assert list(fake_docker.containers()) == [CONTAINER_NAME]
-    assert not psutil.pid_exists(first_pid) or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
+    assert not process_alive(first_pid)
     backend.stop()
 
 
@@ -348,6 +322,7 @@ class RecordingBackend:
 
     name = "recording"
     poll_interval_s = 0.05
+    restarts_itself = True
     log_location = "nowhere"
     data_place = "nowhere"
 
@@ -527,7 +502,7 @@ def test_the_one_click_link_signs_the_browser_in_once(
     service.stop()
     assert service.link() is None
     # (not `no_leftover_children`: the browser's own processes come and go)
-    assert status.pid is not None and not psutil.pid_exists(status.pid)
+    assert status.pid is not None and not process_alive(status.pid)
 
 
 def old_open_webui(fake_docker: FakeDocker, *env: str) -> str:
@@ -612,4 +587,4 @@ def test_the_next_launch_removes_the_container_a_killed_run_left(
         finally:
             code = next_launch.finish()
     assert code == 0 and fake_docker.containers() == {}
-    assert not psutil.pid_exists(left) or psutil.Process(left).status() == psutil.STATUS_ZOMBIE
+    assert not process_alive(left)

@@ -7,20 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 from desktop.paths import AppPaths
 from desktop.probe import wait_for
+from desktop.process import process_alive
 from desktop.runrecord import AlreadyRunning, RunRecord, live_services
 from tests.conftest import SUPPORT, free_port, service_command
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_next_start_kills_what_a_killed_run_left_behind(tmp_path: Path) -> None:
@@ -36,21 +29,21 @@ def test_next_start_kills_what_a_killed_run_left_behind(tmp_path: Path) -> None:
         crashed_app.kill()  # no chance to clean up
     # The grandchild left the process group, so neither stop nor the parent-death signal reached it.
     grandchild = int(grandchild_file.read_text())
-    assert alive(grandchild)
+    assert process_alive(grandchild)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
 
     try:
         record = RunRecord(AppPaths.under(tmp_path).run_record_file)
         leftovers = record.claim()
         assert leftovers is not None and grandchild in leftovers.pids
-        assert wait_for(lambda: not alive(grandchild), timeout_s=3)
-        assert alive(bystander.pid), "a process we did not start was killed"
+        assert wait_for(lambda: not process_alive(grandchild), timeout_s=3)
+        assert process_alive(bystander.pid), "a process we did not start was killed"
         record.release()
         assert not record.path.exists()
     finally:
         bystander.kill()
         bystander.wait()
-        if alive(grandchild):
+        if process_alive(grandchild):
             os.kill(grandchild, 9)
 
 
@@ -76,7 +69,7 @@ def test_a_live_owner_is_never_cleaned_up(tmp_path: Path) -> None:
         with pytest.raises(AlreadyRunning) as raised:
             refused.claim()
         assert raised.value.pid == owner.pid
-        assert alive(owner.pid)
+        assert process_alive(owner.pid)
         refused.publish("open-webui", None)
         refused.release()
         assert live_services(path) == {"open-webui": {"state": "running", "pid": 1}}

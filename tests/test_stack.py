@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psutil
-
 from desktop.config import Settings
 from desktop.paths import AppPaths
 from desktop.probe import wait_for
+from desktop.process import process_alive
 from desktop.runtime.service import SERVICE_NAME as RUNTIME
 from desktop.runtime.status import RuntimeState
 from desktop.stack import ServiceStack
@@ -44,4 +43,4 @@ def test_a_runtime_that_failed_for_good_is_restarted_and_serves(
         host = stack.status.runtime.pid
     finally:
         stack.stop()
-    assert not psutil.pid_exists(host), "the runtime host outlived the stack"
+    assert not process_alive(host), "the runtime host outlived the stack"

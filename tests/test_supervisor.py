@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from desktop.probe import child_serves, http_ok, wait_for
+from desktop.process import process_alive
 from desktop.supervisor import (
     Probe,
     RestartPolicy,
@@ -59,13 +59,6 @@ def make_supervisor(tmp_path: Path) -> Iterator[MakeSupervisor]:
         supervisor.stop()
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_backoff_doubles_up_to_the_cap() -> None:
     assert [backoff_delay(n, 0.5, 3.0) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
@@ -79,7 +72,7 @@ def test_running_means_the_probe_answered(make_supervisor: MakeSupervisor) -> No
 
     stopped = supervisor.stop()
     assert stopped.state is ServiceState.STOPPED
-    assert gone(status.pid or 0)
+    assert not process_alive(status.pid or 0)
 
 
 def test_killed_child_is_restarted_and_answers_again(make_supervisor: MakeSupervisor) -> None:
@@ -105,7 +98,7 @@ def test_hung_child_is_replaced(make_supervisor: MakeSupervisor) -> None:
         lambda s: s.state is ServiceState.RUNNING and s.pid != first.pid, timeout_s=15
     )
     assert again.state is ServiceState.RUNNING
-    assert gone(first.pid or 0)
+    assert not process_alive(first.pid or 0)
 
 
 def test_crash_loop_ends_failed_with_the_log_tail(make_supervisor: MakeSupervisor) -> None:
@@ -122,7 +115,7 @@ def test_child_ignoring_sigterm_is_gone_after_stop(make_supervisor: MakeSupervis
     supervisor.start()
     status = supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
     assert supervisor.stop().state is ServiceState.STOPPED
-    assert gone(status.pid or 0)
+    assert not process_alive(status.pid or 0)
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["same-group", "own-session"])
@@ -135,10 +128,10 @@ def test_grandchild_does_not_survive_stop(
     supervisor.start()
     supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=10)
     grandchild = int(pid_file.read_text())
-    assert not gone(grandchild)
+    assert process_alive(grandchild)
 
     supervisor.stop()
-    assert wait_for(lambda: gone(grandchild), timeout_s=3)
+    assert wait_for(lambda: not process_alive(grandchild), timeout_s=3)
 
 
 def test_grandchild_of_a_killed_child_is_cleaned_up(make_supervisor: MakeSupervisor, tmp_path: Path) -> None:
@@ -150,7 +143,7 @@ def test_grandchild_of_a_killed_child_is_cleaned_up(make_supervisor: MakeSupervi
     os.kill(first.pid or 0, signal.SIGKILL)
 
     supervisor.wait_until(lambda s: s.state is ServiceState.RUNNING and s.pid != first.pid, timeout_s=10)
-    assert gone(grandchild)
+    assert not process_alive(grandchild)
 
 
 def test_killing_the_app_takes_its_children_along(tmp_path: Path) -> None:
@@ -167,7 +160,7 @@ def test_killing_the_app_takes_its_children_along(tmp_path: Path) -> None:
             assert http_ok(f"http://127.0.0.1:{port}/health")
         finally:
             parent.kill()
-    assert wait_for(lambda: gone(child_pid), timeout_s=5)
+    assert wait_for(lambda: not process_alive(child_pid), timeout_s=5)
     assert not http_ok(f"http://127.0.0.1:{port}/health")
 
 

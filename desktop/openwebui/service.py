@@ -46,10 +46,7 @@ SERVICE_NAME = "open-webui"
 """Its name in the run record and in the pip backend's log file."""
 SECRET_SETTINGS = ("WEBUI_SECRET_KEY",)
 """Settings given to Docker by name only, so that no command line shows them."""
-TRY_AGAIN = (
-    "Fix what its log says, then start it again (the tray: Open WebUI ▸ Start; headless: run the "
-    "same command again)."
-)
+TRY_AGAIN = "Fix what its log says, then start it again (the tray: Restart Open WebUI)."
 
 
 class OpenWebUIState(enum.Enum):
@@ -123,6 +120,9 @@ def open_webui_environment(base_url: str, api_key: str, port: int, access: Acces
 class Backend(Protocol):
     name: str
     poll_interval_s: float
+    restarts_itself: bool
+    """True when the backend starts Open WebUI again after it stopped by itself (pip: its
+    supervisor); else the stack does (`stack.ServiceStack`), with the same policy."""
     """How often a watcher may ask `status()` (Docker's costs two `docker` commands)."""
 
     @property
@@ -153,6 +153,7 @@ class DockerBackend:
 
     name = "docker"
     poll_interval_s = 2.0
+    restarts_itself = False
     log_location = f"docker logs {CONTAINER_NAME}"
     data_place = f"the Docker volume {VOLUME_NAME}"
 
@@ -325,6 +326,7 @@ class PipBackend:
 
     name = "pip"
     poll_interval_s = 0.2
+    restarts_itself = True
 
     def __init__(
         self,
@@ -467,6 +469,11 @@ class OpenWebUI:
     def poll_interval_s(self) -> float:
         backend = self.backend()
         return backend.poll_interval_s if backend else 5.0
+
+    @property
+    def restarts_itself(self) -> bool:
+        backend = self.backend()
+        return backend.restarts_itself if backend else True
 
     @property
     def log_location(self) -> str:

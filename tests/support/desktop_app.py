@@ -95,7 +95,7 @@ def handle(app: DesktopApp, request: dict[str, Any]) -> Any:
             "state": app.status.state.value,
             "text": app.status.text,
             "tooltip": app.tray.icon.title if app.tray else None,
-            "endpoint": app.endpoint_url(),
+            "endpoint": app.stack.endpoint_url(),
             "window": None if window is None else {
                 "pid": window.pid, "visible": window.visible, "url": window.url, "title": window.title,
                 "text": window.page_text,
