@@ -69,7 +69,7 @@ class TrayMenu:
         self.app.quit()
 
     def restart_label(self) -> str | None:
-        """ "Restart …" naming the services that failed for good; None when none did."""
+        """The Restart item's label, naming the services that failed for good; None: none did."""
         failed = self.stack.status.failed
         return f"Restart {' and '.join(LABELS[s.name] for s in failed)}" if failed else None
 
