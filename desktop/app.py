@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -32,15 +31,15 @@ from typing import Any, TextIO
 from desktop import APP_NAME, compat
 from desktop.config import Settings
 from desktop.menu import TrayMenu
-from desktop.openwebui.service import OpenWebUIState
 from desktop.paths import AppPaths, self_command
-from desktop.process import kill_tree
+from desktop.process import descendants, kill_all
 from desktop.runrecord import AlreadyRunning
 from desktop.shell import autostart, instance, platform
 from desktop.shell.notify import Notifier, dbus_sender
 from desktop.shell.pages import WindowPages
 from desktop.shell.tray import ShellState, ShellStatus, Tray
 from desktop.shell.window import WindowClient, WindowEvent
+from desktop.signals import capture_signals
 from desktop.stack import ChatFactory, ServiceStack, StackStatus, default_chat, run_together
 from desktop.status_text import shell_status, snapshot
 
@@ -59,7 +58,8 @@ class Milestones:
 
 
 class DesktopApp:
-    """The desktop front end for one run. Its methods are the tray menu's actions (`TrayActions`)."""
+    """The desktop front end for one run: the tray (its menu: `menu.TrayMenu`), the window, and
+    notifications, showing the stack's services."""
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class DesktopApp:
         self.lock = instance.InstanceLock(paths.state_dir)
         # A multi-GB download only when the user asks for it (the chat's first-run view).
         self.stack = ServiceStack(settings, paths, chat_factory=chat_factory, ask_before_download=True)
-        self.autostart = autostart.for_this_platform()
+        self.menu = TrayMenu(self, self.stack, autostart.for_this_platform())
         self.tray: Tray | None = None
         self.tray_problem = ""
         self.pages: WindowPages | None = None
@@ -87,7 +87,6 @@ class DesktopApp:
         self._status = ShellStatus(ShellState.STARTING, "Starting…")
         self.busy: str | None = None
         """A long action under way (a switch, offline mode turning on), shown as the state."""
-        self._status_of_webui = OpenWebUIState.STOPPED
         self._quitting = threading.Event()
         self._stopped = threading.Event()
 
@@ -117,21 +116,17 @@ class DesktopApp:
             return 1
         self.lock.serve({"show": self.open_chat, "quit": self.quit})
         backend, self.tray_problem = platform.tray_backend(os.environ)
-        previous = self._capture_signals()
-        try:
+        with capture_signals(self.quit):
             # The services start first: the chat server takes seconds to start, the tray under one.
             self._start_services()
             if backend is not None:
-                self.tray = Tray(TrayMenu(self, self.stack, self.autostart), backend)
+                self.tray = Tray(self.menu, backend)
                 self.notifier = Notifier(self.tray.notify)
                 if not self._quitting.is_set():
                     self.tray.run(setup=self._setup)
             else:
                 self._run_without_tray()
             self._stopped.wait(QUIT_DEADLINE_S + 5)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         return 0
 
     def _run_without_tray(self) -> None:
@@ -166,22 +161,11 @@ class DesktopApp:
         )
         self.pages = WindowPages(window, self.stack)
 
-    def _capture_signals(self) -> dict[int, Any]:
-        """SIGINT/SIGTERM mean Quit (only possible from the main thread)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {s: signal.signal(s, lambda *_: self.quit()) for s in (signal.SIGINT, signal.SIGTERM)}
-
     # -- showing the services ----------------------------------------------------------------
 
     def _on_services(self, status: StackStatus) -> None:
         """Each change of the services (on the stack's watch thread)."""
-        before = self._status_of_webui
-        self._status_of_webui = status.open_webui.state
-        if before is OpenWebUIState.STARTING and status.open_webui.state is not OpenWebUIState.STARTING:
-            running = status.open_webui.state is OpenWebUIState.RUNNING
-            title = "Open WebUI is running" if running else "Open WebUI did not start"
-            self.tell(title, status.open_webui.message)
+        self.menu.observe(status)
         self._render(status)
         if self.notifier is not None:
             self.notifier.observe(snapshot(status))
@@ -252,8 +236,7 @@ class DesktopApp:
     def _force_exit(self) -> None:
         """Quit took too long: kill what is left of our children and leave."""
         log.error("quit took longer than %.0f s; killing what is left", QUIT_DEADLINE_S)
-        for child in psutil_children():
-            kill_tree(child)
+        kill_all(descendants())
         os._exit(1)
 
     def set_busy(self, busy: str | None) -> None:
@@ -277,12 +260,6 @@ class DesktopApp:
             with contextlib.suppress(Exception):
                 self.notifier.send(title, message)
         self.refresh_menu()
-
-
-def psutil_children() -> list[int]:
-    import psutil
-
-    return [p.pid for p in psutil.Process().children()]
 
 
 def run_app(settings: Settings, paths: AppPaths, **options: Any) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from desktop import APP_NAME, __version__, compat
@@ -18,6 +16,7 @@ from desktop.config import DEFAULT_MODEL, DEFAULT_RUNTIME_PORT, SettingsError, l
 from desktop.files import keep_new_files_private
 from desktop.paths import AppPaths, is_frozen
 from desktop.runtime.status import read_status
+from desktop.signals import capture_signals
 
 INTERNAL_MODES = ("runtime-host", "chat-server", "window-host")
 """Modes in which the app runs its own child processes (same executable, frozen or not)."""
@@ -97,26 +96,6 @@ SETTING_ARGS = ("model", "model_path", "base_url", "api_key", "runtime_port", "a
                 "offline", "use_foundry_service", "log_level", "chat_port", "routing")  # fmt: skip
 
 
-@contextlib.contextmanager
-def capture_signals(hangup: threading.Event | None = None) -> Iterator[threading.Event]:
-    """Turn SIGINT/SIGTERM into an event for the main loop (and SIGHUP, where there is one, into
-    `hangup`); restore the handlers afterwards."""
-    stop = threading.Event()
-    events = {signal.SIGINT: stop, signal.SIGTERM: stop}
-    if hangup is not None and hasattr(signal, "SIGHUP"):
-        events[signal.SIGHUP] = hangup
-    previous = {signum: signal.signal(signum, _setter(event)) for signum, event in events.items()}
-    try:
-        yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _setter(event: threading.Event) -> Callable[..., None]:
-    return lambda *_: event.set()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     keep_new_files_private()  # every mode: the app and each of its children
     compat.restore_library_path(os.environ, frozen=is_frozen())
@@ -153,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from desktop.headless import run_headless
 
-    restart = threading.Event()
-    with capture_signals(hangup=restart) as stop:
+    stop, restart = threading.Event(), threading.Event()
+    with capture_signals(stop.set, restart.set):
         return run_headless(
             loaded.settings,
             paths,
@@ -238,7 +217,8 @@ def serve_webgpu_page() -> int:
     """Serve the WebGPU demo on 127.0.0.1 and open it in the user's browser, until interrupted."""
     from desktop.webgpu import BUILD_COMMAND, open_in_browser, serve_webgpu
 
-    with capture_signals() as stop, serve_webgpu() as server:
+    stop = threading.Event()
+    with capture_signals(stop.set), serve_webgpu() as server:
         print(f"WebGPU demo: {server.url}", flush=True)
         if not server.built:
             print(f"  not built yet: run `{BUILD_COMMAND}` in {server.root}", flush=True)

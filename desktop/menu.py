@@ -20,7 +20,7 @@ from desktop.runtime.status import RuntimeState
 from desktop.shell import platform
 from desktop.shell.autostart import Autostart
 from desktop.shell.tray import ModelChoice, ShellStatus
-from desktop.stack import LABELS, ServiceStack
+from desktop.stack import LABELS, ServiceStack, StackStatus
 
 BACKGROUND_FLAG = "--background"
 """How start-at-login runs the app: tray and services, no window."""
@@ -50,6 +50,15 @@ class TrayMenu:
         self.app = app
         self.stack = stack
         self.autostart = autostart
+        self._webui_was = OpenWebUIState.STOPPED
+
+    def observe(self, status: StackStatus) -> None:
+        """Each change of the services: a start of Open WebUI tells how it went."""
+        before, self._webui_was = self._webui_was, status.open_webui.state
+        if before is OpenWebUIState.STARTING and status.open_webui.state is not OpenWebUIState.STARTING:
+            running = status.open_webui.state is OpenWebUIState.RUNNING
+            title = "Open WebUI is running" if running else "Open WebUI did not start"
+            self.app.tell(title, status.open_webui.message)
 
     @property
     def settings(self) -> Settings:

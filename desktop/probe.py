@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -13,8 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psutil
-
-from desktop import compat
 
 T = TypeVar("T")
 
@@ -83,25 +80,6 @@ def listens(pid: int, port: int) -> bool:
             if any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets):
                 return True
     return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, picked by the system."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def pick_port(preferred: int) -> int:
-    """`preferred` when a server could listen on it now, else a port the system picks."""
-    if preferred and compat.can_listen(preferred):
-        return preferred
-    return free_port()
-
-
-def in_use_note(preferred: int, port: int) -> str:
-    """What to tell the user when `pick_port` could not give the pinned port."""
-    return f" (port {preferred} is in use)" if preferred and port != preferred else ""
 
 
 def wait_for(

@@ -140,6 +140,11 @@ def kill_tree(pid: int, started_at: float | None = None) -> list[int]:
     return tree
 
 
+def descendants() -> list[int]:
+    """Every process this one started, and theirs."""
+    return [child.pid for child in psutil.Process().children(recursive=True)]
+
+
 def process_alive(pid: int) -> bool:
     """True while `pid` runs (a killed child stays a zombie until its parent reaps it)."""
     try:

@@ -12,7 +12,6 @@ Until that step has run, the server answers the page with an explanation of the 
 
 from __future__ import annotations
 
-import errno
 import html
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any
 
 from desktop.loopback import addressed_to_loopback
 from desktop.paths import resource_root
+from desktop.ports import LoopbackHTTPServer, listen_loopback
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,7 @@ cannot break module scripts or WebAssembly streaming compilation."""
 _HIDDEN_PARTS = frozenset({"node_modules"})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A browser that drops a connection (a reload, a cancelled preload) is not an error.
         log.debug("request from %s failed", client_address, exc_info=True)
@@ -129,14 +127,7 @@ def serve_webgpu(root: Path | None = None, port: int = DEFAULT_WEBGPU_PORT) -> W
     missing = missing_build_files(root)
     if missing:
         log.warning("webgpu page not built (%s missing): run `%s` in %s", missing[0], BUILD_COMMAND, root)
-    handler = _handler_for(root)
-    try:
-        server = _Server(("127.0.0.1", port), handler)
-    except OSError as error:
-        if port == 0 or error.errno not in (errno.EADDRINUSE, errno.EACCES):
-            raise
-        log.warning("cannot listen on port %d (%s); using a free port", port, error)
-        server = _Server(("127.0.0.1", 0), handler)
+    server = _Server(listen_loopback(port), _handler_for(root))
     thread = threading.Thread(target=server.serve_forever, name="webgpu-page", daemon=True)
     thread.start()
     return WebGpuServer(server=server, thread=thread, root=root)

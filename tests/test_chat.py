@@ -328,6 +328,7 @@ from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.emitter import ChainlitEmitter
 from chainlit.markdown import init_markdown
 from chainlit.session import BaseSession, WebsocketSession, ws_sessions_id
+from chainlit.socket import persist_user_session
 from chainlit.utils import utc_now, wrap_user_function
 from desktop.chat.history import conninfo, create_schema
 
@@ -420,6 +421,10 @@ checks = {
     ) and hasattr(BaseSession, "current_task") and all(
         f"self.{name}" in inspect.getsource(ChainlitContext.__init__) for name in ("session", "emitter")
     ),
+    "chainlit.socket.persist_user_session(thread_id, metadata), session.to_persistable()": lambda: parameters(
+        persist_user_session
+    ) == ["thread_id", "metadata"] and callable(getattr(BaseSession, "to_persistable", None))
+    and "self.has_first_interaction" in inspect.getsource(BaseSession.__init__),
     "ChainlitEmitter.task_start/task_end": lambda: all(
         callable(getattr(ChainlitEmitter, name, None)) for name in ("task_start", "task_end")
     ),

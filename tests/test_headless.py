@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -302,8 +303,19 @@ def test_a_runtime_that_cannot_start_ends_failed_with_its_log(
 def test_headless_chat_serves_the_chat_prints_its_url_and_stops_it(
     headless: StartHeadless, tiny_models: TinyModels
 ) -> None:
-    app = headless({**serving(tiny_models), "FOUNDRY_DESK_CHAT_PORT": str(free_port())}, "--chat")
-    url, link = app.wait_for_line(r"chat: ((http://127\.0\.0\.1:\d+)/\?token=\S+)", timeout_s=60).group(2, 1)
+    """On its pinned port, or (that port held by another program) on a free one, which it prints;
+    the other program's server is left alone."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        app = headless({**serving(tiny_models), "FOUNDRY_DESK_CHAT_PORT": str(busy)}, "--chat")
+        url, link = app.wait_for_line(r"chat: ((http://127\.0\.0\.1:\d+)/\?token=\S+)", timeout_s=60).group(
+            2, 1
+        )
+        assert url != f"http://127.0.0.1:{busy}"
+        with socket.create_connection(("127.0.0.1", busy), timeout=2):
+            pass  # still the other program's
     assert http_ok(f"{url}/health")
     assert not http_ok(url, headers={"Accept": "text/html"}), "the chat opens only with the run's link"
     with httpx.Client(follow_redirects=True, timeout=10) as browser, httpx.Client(timeout=10) as another:

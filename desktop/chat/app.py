@@ -185,6 +185,7 @@ class Chat:
         model it was started with (a switch waits for it to end)."""
         conversation = self.conversation()
         restore_settings(conversation, values)
+        await chainlit_compat.keep_chat_settings()
         model = values.get("model")
         _, current = await asyncio.to_thread(self.backend.local.models)
         if not model or model == current:
@@ -236,6 +237,7 @@ class Chat:
         finally:  # no first words (no model, an error, Stop): the chat's writes need not wait
             self.backend.history.first_words_sent(message.thread_id)
             await asyncio.shield(self.after_answer(conversation))  # also after Stop
+            await asyncio.shield(chainlit_compat.keep_chat_settings())  # now the chat is stored
         if not answered:
             conversation.turns.pop()  # unanswered: the context keeps answered turns only
 

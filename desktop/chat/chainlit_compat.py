@@ -79,6 +79,7 @@ INTERNALS = (
     "chainlit.session.ws_sessions_id",
     "chainlit.context.init_ws_context(session)",
     "context.session.thread_id/current_task/chat_settings",
+    "chainlit.socket.persist_user_session(thread_id, metadata), session.to_persistable()",
     "ChainlitEmitter.task_start/task_end",
     "socket events 'new_message' and 'resume_thread_error'",
     "SQLAlchemyDataLayer.execute_sql(query, parameters)",
@@ -333,6 +334,18 @@ def saved_chat_settings() -> dict[str, Any]:
     from chainlit.context import context
 
     return context.session.chat_settings or {}
+
+
+async def keep_chat_settings() -> None:
+    """Save the current chat's settings with it now. Chainlit saves them when the page's
+    connection closes, and a page that comes back to the chat at once (New chat, then the chat)
+    could read the chat before that save, and lose them."""
+    from chainlit.context import context
+    from chainlit.socket import persist_user_session
+
+    session = context.session
+    if session.thread_id and session.has_first_interaction:
+        await persist_user_session(session.thread_id, session.to_persistable())
 
 
 def sessions_on(thread_id: str) -> list[WebsocketSession]:

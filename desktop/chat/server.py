@@ -31,8 +31,10 @@ from desktop.chat import chainlit_compat
 from desktop.chat.history import auth_secret, create_schema
 from desktop.chat.trimming import MAX_MESSAGE_CHARS
 from desktop.config import Settings, coerce
+from desktop.files import write_json_atomic
 from desktop.loopback import LOOPBACK_NAMES
 from desktop.paths import resource_root
+from desktop.ports import listen_loopback
 from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient
 
@@ -58,6 +60,8 @@ class ServerOptions:
     settings: Settings
     settings_file: Path
     """Where the setup view saves the model folder the user chooses."""
+    port_file: Path
+    """Where the port listened on is written (`port`, or a free one when it is taken)."""
 
 
 def settings_to_env(settings: Settings) -> str:
@@ -74,7 +78,8 @@ def settings_from_env(text: str | None) -> Settings:
 
 def parse_args(argv: Sequence[str]) -> ServerOptions:
     parser = argparse.ArgumentParser(prog="foundry-desk chat-server")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True, help="the pinned port (0: a free one)")
+    parser.add_argument("--port-file", type=Path, required=True, help="where the port listened on is written")
     parser.add_argument("--status-file", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--app-root", type=Path, required=True)
@@ -82,7 +87,13 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
     args = parser.parse_args(argv)
     settings = settings_from_env(os.environ.get(SETTINGS_ENV))
     return ServerOptions(
-        args.port, args.status_file, args.data_dir, args.app_root, settings, args.settings_file
+        args.port,
+        args.status_file,
+        args.data_dir,
+        args.app_root,
+        settings,
+        args.settings_file,
+        args.port_file,
     )
 
 
@@ -141,10 +152,14 @@ def main(argv: Sequence[str]) -> int:
     if secret is None:
         log.error("started without the run's secret: start the app instead")
         return 2
+    # Bound first: the port is known from here on (the page's CORS origins), and told to the app.
+    listening = listen_loopback(options.port)
+    port = int(listening.getsockname()[1])
+    write_json_atomic(options.port_file, {"pid": os.getpid(), "port": port})
     options.data_dir.mkdir(parents=True, exist_ok=True)
     database = options.data_dir / "history.sqlite3"
     create_schema(database)
-    prepare_app_root(options.app_root, options.port)
+    prepare_app_root(options.app_root, port)
     os.environ["CHAINLIT_APP_ROOT"] = str(options.app_root)
     os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret(options.data_dir / "auth-secret")
     os.chdir(options.app_root)
@@ -168,7 +183,7 @@ def main(argv: Sequence[str]) -> int:
     chainlit_compat.limit_socket_messages(MAX_SOCKET_MESSAGE)
     setup = ModelSetup(options.settings, options.settings_file, backend.local.client)
     chainlit_compat.serve_first(setup_routes(setup))
-    chainlit_compat.listen_headless("127.0.0.1", options.port)
+    chainlit_compat.listen_headless("127.0.0.1", port)
     missing = frontend_missing(frontend_dir())
     if missing:
         log.error("%s", missing)
@@ -185,11 +200,11 @@ def main(argv: Sequence[str]) -> int:
         uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=options.port,
+            port=port,
             log_level=options.settings.log_level,
             access_log=False,
             ws_per_message_deflate=False,  # loopback: compression only costs time per message
         )
     )
-    asyncio.run(server.serve())
+    asyncio.run(server.serve(sockets=[listening]))
     return 0

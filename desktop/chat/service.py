@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from desktop.chat.server import SETTINGS_ENV, settings_to_env
 from desktop.config import Settings
+from desktop.files import read_json
 from desktop.paths import AppPaths, self_command
-from desktop.probe import child_serves, pick_port
+from desktop.probe import child_serves
 from desktop.runrecord import RunRecord
 from desktop.runsecret import RunSecret
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceStatus, Supervisor
@@ -16,13 +18,15 @@ SERVICE_NAME = "chat"
 
 
 def chat_spec(
-    settings: Settings, paths: AppPaths, port: int, secret: RunSecret, env: Mapping[str, str] | None = None
+    settings: Settings, paths: AppPaths, secret: RunSecret, env: Mapping[str, str] | None = None
 ) -> ServiceSpec:
-    """The supervised chat server on 127.0.0.1:`port`, open to holders of the run's `secret`."""
-    url = f"http://127.0.0.1:{port}"
+    """The supervised chat server on 127.0.0.1 (`chat_port`, else a free port), open to holders
+    of the run's `secret`. It writes the port it listens on to `chat_port_file(paths)`."""
+    port_file = chat_port_file(paths)
     command = self_command(
         "chat-server",
-        "--port", str(port),
+        "--port", str(settings.chat_port),
+        "--port-file", str(port_file),
         "--status-file", str(paths.runtime_status_file),
         "--data-dir", str(paths.data_dir / "chat"),
         "--app-root", str(paths.state_dir / "chat"),
@@ -31,11 +35,27 @@ def chat_spec(
     return ServiceSpec(
         name=SERVICE_NAME,
         command=command,
-        probe=lambda pid: child_serves(pid, f"{url}/health", timeout_s=3.0),
+        probe=lambda pid: (
+            (port := listening_port(port_file, pid)) is not None
+            and child_serves(pid, f"http://127.0.0.1:{port}/health", timeout_s=3.0)
+        ),
         env={**(env or {}), **secret.env, SETTINGS_ENV: settings_to_env(settings)},
         start_timeout_s=60.0,
         stop_timeout_s=5.0,
     )
+
+
+def chat_port_file(paths: AppPaths) -> Path:
+    return paths.state_dir / "chat-port.json"
+
+
+def listening_port(port_file: Path, pid: int | None = None) -> int | None:
+    """The port the chat server (with `pid`, when given) wrote that it listens on."""
+    written = read_json(port_file)
+    if not isinstance(written, dict) or (pid is not None and written.get("pid") != pid):
+        return None
+    port = written.get("port")
+    return port if isinstance(port, int) else None
 
 
 class ChatServer:
@@ -56,9 +76,14 @@ class ChatServer:
         self.policy = policy or RestartPolicy(
             limit=settings.restart_limit, window_s=settings.restart_window_s
         )
-        self.port = 0
         self.supervisor: Supervisor | None = None
         self._on_change = on_change
+
+    @property
+    def port(self) -> int | None:
+        """The port the running chat server listens on (None before it said)."""
+        pid = self.supervisor.status.pid if self.supervisor is not None else None
+        return listening_port(chat_port_file(self.paths), pid) if pid is not None else None
 
     @property
     def url(self) -> str:
@@ -71,10 +96,9 @@ class ChatServer:
     def start(self, record: RunRecord | None = None) -> None:
         if self.supervisor is not None:
             return
-        self.port = pick_port(self.settings.chat_port)
         env = record.child_env if record is not None else {}
         self.supervisor = Supervisor(
-            chat_spec(self.settings, self.paths, self.port, self.secret, env),
+            chat_spec(self.settings, self.paths, self.secret, env),
             self.paths.log_dir,
             self.policy,
             on_change=self._on_change,

@@ -30,7 +30,8 @@ from desktop.openwebui import door
 from desktop.openwebui.account import AccountCheck, ApiError, AuthApi, KeyFile, Session, ensure_account
 from desktop.openwebui.docker import DockerCli, DockerError
 from desktop.paths import AppPaths
-from desktop.probe import child_serves, http_ok, in_use_note, pick_port
+from desktop.ports import in_use_note, pick_port
+from desktop.probe import child_serves, http_ok
 from desktop.runrecord import RunRecord, live_services
 from desktop.runsecret import RunSecret
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor

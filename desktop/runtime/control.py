@@ -21,14 +21,14 @@ without a CORS preflight, which is never granted).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
 from desktop.errors import FoundryDeskError
 from desktop.loopback import addressed_to_loopback
+from desktop.ports import LoopbackHTTPServer, serve_http
 from desktop.runsecret import RunSecret
 
 OFFLINE_CATALOG = "/offline-catalog/asset-gallery/v1.0/models"
@@ -71,12 +71,9 @@ def send_json(handler: BaseHTTPRequestHandler, status: HTTPStatus, body: Any) ->
     handler.wfile.write(data)
 
 
-def serve_control(host: Controllable, secret: RunSecret, port: int = 0) -> ThreadingHTTPServer:
-    """Start the control API on 127.0.0.1:`port` in a daemon thread; returns the server."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(host, secret))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="control-api", daemon=True).start()
-    return server
+def serve_control(host: Controllable, secret: RunSecret) -> LoopbackHTTPServer:
+    """Start the control API on a free port of 127.0.0.1 in a daemon thread; returns the server."""
+    return serve_http(0, _handler_for(host, secret), "control-api")
 
 
 def _handler_for(host: Controllable, secret: RunSecret) -> type[BaseHTTPRequestHandler]:

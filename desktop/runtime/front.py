@@ -18,11 +18,11 @@ import json
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from desktop import compat
+from desktop.ports import LoopbackHTTPServer, serve_http
 from desktop.runtime.control import send_json
 
 RUNTIME_ANSWER_ROOM = 2048
@@ -105,21 +105,10 @@ def with_answer_room(path: str, body: bytes, room_for: AnswerRoom) -> bytes:
     return json.dumps({**request, fields[0]: room}, ensure_ascii=False).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False  # claim_port sets what each platform needs
-
-    def server_bind(self) -> None:
-        compat.claim_port(self.socket)
-        super().server_bind()
-
-
-def serve_front(port: int, upstream: Upstream, room_for: AnswerRoom) -> ThreadingHTTPServer:
-    """Serve the front on 127.0.0.1:`port` (0: a free port) in a thread; raises OSError when the
-    port is taken."""
-    server = _Server(("127.0.0.1", port), _handler_for(upstream, room_for))
-    threading.Thread(target=server.serve_forever, name="front", daemon=True).start()
-    return server
+def serve_front(port: int, upstream: Upstream, room_for: AnswerRoom) -> LoopbackHTTPServer:
+    """Serve the front on 127.0.0.1:`port`, or on a free port when that one is taken (0: always),
+    in a thread."""
+    return serve_http(port, _handler_for(upstream, room_for), "front")
 
 
 def _handler_for(upstream: Upstream, room_for: AnswerRoom) -> type[BaseHTTPRequestHandler]:

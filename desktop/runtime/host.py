@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 import psutil
 
 from desktop import APP_NAME, compat
-from desktop.probe import http_ok, in_use_note
+from desktop.ports import LoopbackHTTPServer, in_use_note
+from desktop.probe import http_ok
 from desktop.runsecret import SECRET_ENV, RunSecret
 from desktop.runtime.control import (
     OFFLINE_CATALOG,
@@ -244,20 +245,9 @@ class RuntimeHost:
             manager.close()
         self._catalog_known = threading.Event()
 
-    def _serve_front(self) -> ThreadingHTTPServer:
-        """The model endpoint's front: on the pinned port, else on a free one.
-
-        Binding is the only reliable test of a port (a check beforehand races, and what a
-        "busy" port is differs by platform), so a failure on the pinned port means: listen on a
-        port the system picks. Whatever holds the pinned port is left alone.
-        """
-        try:
-            return serve_front(self.options.port, self._upstream, self._answer_room)
-        except OSError as error:
-            if not self.options.port:
-                raise
-            log.warning("cannot listen on port %d (%s); using a free port", self.options.port, error)
-            return serve_front(0, self._upstream, self._answer_room)
+    def _serve_front(self) -> LoopbackHTTPServer:
+        """The model endpoint's front: on the pinned port, else on a free one (`desktop.ports`)."""
+        return serve_front(self.options.port, self._upstream, self._answer_room)
 
     def _publish_endpoint(self, front: ThreadingHTTPServer) -> None:
         """Publish the endpoint once the runtime behind the front runs: health checks it from then on."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 from desktop.config import Settings
 from desktop.errors import FoundryDeskError
 from desktop.paths import AppPaths, self_command
-from desktop.probe import http_get_json, http_ok, http_post_json
+from desktop.probe import http_get_json, http_ok, http_post_json, wait_for
 from desktop.runrecord import RunRecord
 from desktop.runsecret import RunSecret
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
@@ -180,14 +179,16 @@ class RuntimeClient:
 
     def wait(self, predicate: Callable[[RuntimeStatus], bool], timeout_s: float) -> RuntimeStatus:
         """Poll the status file until `predicate(status)` holds; raises TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def settled() -> RuntimeStatus | None:
             status = self.status()
-            if status is not None and predicate(status):
-                return status
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"runtime status still {status.state.value if status else 'missing'}")
-            time.sleep(0.05)
+            return status if status is not None and predicate(status) else None
+
+        found = wait_for(settled, timeout_s)
+        if found is None:
+            last = self.status()
+            raise TimeoutError(f"runtime status still {last.state.value if last else 'missing'}")
+        return found
 
     def _control_url(self) -> str:
         status = self.status()

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from desktop import compat
 from desktop.files import read_json, write_json_atomic
+from desktop.probe import wait_for
 from desktop.process import process_alive
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,10 @@ def quit_running(state_dir: Path, timeout_s: float) -> bool | None:
     pid = info.get("pid") if isinstance(info, dict) else None
     if not send(state_dir, "quit"):
         return False
-    deadline = time.monotonic() + timeout_s
-    while running(state_dir) or (isinstance(pid, int) and process_alive(pid)):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    gone = wait_for(
+        lambda: not running(state_dir) and not (isinstance(pid, int) and process_alive(pid)), timeout_s, 0.1
+    )
+    return bool(gone)
 
 
 def send(state_dir: Path, command: str, timeout_s: float = HANDOFF_TIMEOUT_S) -> bool:
