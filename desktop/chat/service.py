@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from desktop.chat.server import SETTINGS_ENV, settings_to_env
 from desktop.config import Settings
 from desktop.files import read_json
 from desktop.paths import AppPaths, self_command
@@ -22,6 +21,11 @@ def chat_spec(
 ) -> ServiceSpec:
     """The supervised chat server on 127.0.0.1 (`chat_port`, else a free port), open to holders
     of the run's `secret`. It writes the port it listens on to `chat_port_file(paths)`."""
+    from desktop.chat.server import (  # the child's module: its imports are the child's
+        SETTINGS_ENV,
+        settings_to_env,
+    )
+
     port_file = chat_port_file(paths)
     command = self_command(
         "chat-server",
