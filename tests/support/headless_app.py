@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+import psutil
+
 from desktop.paths import AppPaths
 from desktop.runtime.status import read_status
 
@@ -68,21 +70,40 @@ class Headless:
 
     def finish(self, signum: int | None = signal.SIGTERM, timeout_s: float = 15.0) -> int:
         """Signal the process (None: let it exit by itself), wait for it (killing it past the
-        timeout), and keep all its output."""
+        timeout, which fails the test with what the app was still doing), and keep all its output."""
         if self.exit_code is not None:
             return self.exit_code
         if signum is not None and self.process.poll() is None:
             self.process.send_signal(signum)
         try:
             self.exit_code = self.process.wait(timeout=timeout_s)
-        finally:
-            self.process.kill()
-            self.process.wait()
-            self._reader.join(timeout=5)
-            while not self.lines.empty():
-                self.seen.append(self.lines.get())
-            assert self.process.stderr is not None and self.process.stdout is not None
-            self.stderr = self.process.stderr.read()
-            self.process.stderr.close()
-            self.process.stdout.close()
-        return self.exit_code if self.exit_code is not None else -1
+        except subprocess.TimeoutExpired:
+            still = children_of(self.process.pid)
+            self.exit_code = -1
+            self._end()
+            raise AssertionError(
+                f"the app still ran {timeout_s:.0f} s after signal {signum}; its children then: {still}; "
+                f"its last lines: {self.seen[-5:]}; its stderr: {self.stderr[-3000:]}"
+            ) from None
+        self._end()
+        return self.exit_code
+
+    def _end(self) -> None:
+        """Kill what is left of the process and keep all its output."""
+        self.process.kill()
+        self.process.wait()
+        self._reader.join(timeout=5)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        assert self.process.stderr is not None and self.process.stdout is not None
+        self.stderr = self.process.stderr.read()
+        self.process.stderr.close()
+        self.process.stdout.close()
+
+
+def children_of(pid: int) -> list[str]:
+    """The command lines of a process's descendants (what it still waits for)."""
+    try:
+        return [" ".join(child.cmdline()[1:4]) for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
