@@ -135,7 +135,7 @@ def test_showing_the_chat_again_keeps_the_page_the_user_is_on() -> None:
 
 
 def test_pystray_internals_we_rely_on() -> None:
-    """desktop/pystray_notifications.py replaces the notifier pystray's GTK backends create.
+    """desktop/shell/pystray_notifications.py replaces the notifier pystray's GTK backends create.
 
     Read from pystray's source (importing pystray picks a backend, which needs a display)."""
     import ast
