@@ -411,9 +411,17 @@ class ServiceStack:
         return self._models
 
     def _poll_open_webui(self) -> None:
-        """Open WebUI's state, read at its backend's pace while it is ours and not being started."""
+        """Open WebUI's state, read at its backend's pace while it is ours, not being started, and
+        in a state that can change by itself. Failed (a start that did not work, or stopped too
+        often) it stays so until it is started again: as a supervisor's FAILED, until Restart."""
         wiring = self._wiring
         if not wiring.wanted or wiring.starting is not None or wiring.wired_to is None:
+            return
+        if self._webui.state not in (
+            OpenWebUIState.RUNNING,
+            OpenWebUIState.STARTING,
+            OpenWebUIState.RESTARTING,
+        ):
             return
         if time.monotonic() - wiring.polled_at < self.open_webui.poll_interval_s:
             return
