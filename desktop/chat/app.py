@@ -229,6 +229,7 @@ class Chat:
             return
         await chainlit_compat.show_in_other_tabs(message)
         conversation = self.conversation()
+        first = not conversation.turns  # this message stores the chat
         conversation.turns.append({"role": "user", "content": message.content})
         from desktop.chat import answers  # imported after start, off the page's way (server.py)
 
@@ -237,7 +238,8 @@ class Chat:
         finally:  # no first words (no model, an error, Stop): the chat's writes need not wait
             self.backend.history.first_words_sent(message.thread_id)
             await asyncio.shield(self.after_answer(conversation))  # also after Stop
-            await asyncio.shield(chainlit_compat.keep_chat_settings())  # now the chat is stored
+            if first:  # its settings go with it now (later changes are kept as they are made)
+                await asyncio.shield(chainlit_compat.keep_chat_settings())
         if not answered:
             conversation.turns.pop()  # unanswered: the context keeps answered turns only
 

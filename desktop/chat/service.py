@@ -53,10 +53,10 @@ def chat_port_file(paths: AppPaths) -> Path:
     return paths.state_dir / "chat-port.json"
 
 
-def listening_port(port_file: Path, pid: int | None = None) -> int | None:
-    """The port the chat server (with `pid`, when given) wrote that it listens on."""
+def listening_port(port_file: Path, pid: int) -> int | None:
+    """The port the chat server with `pid` wrote that it listens on (None: it has not yet)."""
     written = read_json(port_file)
-    if not isinstance(written, dict) or (pid is not None and written.get("pid") != pid):
+    if not isinstance(written, dict) or written.get("pid") != pid:
         return None
     port = written.get("port")
     return port if isinstance(port, int) else None

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from desktop import APP_NAME, compat
-from desktop.ports import LoopbackHTTPServer, in_use_note
+from desktop.ports import in_use_note
 from desktop.probe import http_ok
 from desktop.runsecret import SECRET_ENV, RunSecret
 from desktop.runtime.control import (
@@ -195,7 +195,8 @@ class RuntimeHost:
         servers = [serve_control(self, self.secret)]
         self.publish(control_url=f"http://127.0.0.1:{servers[0].server_address[1]}")
         try:
-            servers.append(self._serve_front())
+            # On the pinned port, else a free one (`desktop.ports`).
+            servers.append(serve_front(self.options.port, self._upstream, self._answer_room))
             self._start_runtime()
             self._publish_endpoint(servers[-1])
         except Exception as error:
@@ -244,10 +245,6 @@ class RuntimeHost:
         if manager is not None:
             manager.close()
         self._catalog_known = threading.Event()
-
-    def _serve_front(self) -> LoopbackHTTPServer:
-        """The model endpoint's front: on the pinned port, else on a free one (`desktop.ports`)."""
-        return serve_front(self.options.port, self._upstream, self._answer_room)
 
     def _publish_endpoint(self, front: ThreadingHTTPServer) -> None:
         """Publish the endpoint once the runtime behind the front runs: health checks it from then on."""

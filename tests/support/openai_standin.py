@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from desktop.runtime.control import send_json
 
 REMOTE_ANSWER = "Remote stand-in answering."
 REMOTE_MODEL = "remote-model"
@@ -48,7 +51,9 @@ class RemoteStandIn:
 
             def do_GET(self) -> None:
                 standin.requests.append(f"GET {self.path}")
-                self._json({"object": "list", "data": [{"id": REMOTE_MODEL, "object": "model"}]})
+                send_json(
+                    self, HTTPStatus.OK, {"object": "list", "data": [{"id": REMOTE_MODEL, "object": "model"}]}
+                )
 
             def do_POST(self) -> None:
                 standin.requests.append(f"POST {self.path}")
@@ -57,7 +62,8 @@ class RemoteStandIn:
                 )
                 if standin.failure is not None:
                     status, message = standin.failure
-                    self._json({"error": {"message": message, "type": "server_error", "code": None}}, status)
+                    error = {"error": {"message": message, "type": "server_error", "code": None}}
+                    send_json(self, HTTPStatus(status), error)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -75,14 +81,6 @@ class RemoteStandIn:
                 chunk["choices"] = [choice]
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
-
-            def _json(self, body: Any, status: int = 200) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
