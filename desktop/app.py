@@ -196,9 +196,9 @@ class DesktopApp:
     def status(self) -> ShellStatus:
         return self._status
 
-    def open_chat(self) -> None:
+    def open_chat(self, view: str | None = None) -> None:
         if self.pages is not None:
-            self.pages.open_chat(self._status.text)
+            self.pages.open_chat(self._status.text, view)
 
     def open_webgpu(self) -> None:
         if self.pages is not None:

@@ -18,7 +18,7 @@ from desktop.paths import AppPaths, is_frozen
 from desktop.runtime.status import read_status
 from desktop.signals import capture_signals
 
-INTERNAL_MODES = ("runtime-host", "chat-server", "window-host")
+INTERNAL_MODES = ("runtime-host", "chat-server", "window-host", "files-indexer")
 """Modes in which the app runs its own child processes (same executable, frozen or not)."""
 
 
@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     paths = AppPaths.from_environment(os.environ)
     give_output_a_place(paths)
+    if args and args[0] == "files":
+        from desktop.documents import cli as files_cli
+
+        return files_cli.main(args[1:], paths)
     options = vars(build_parser().parse_args(args))
     answered = run_command(options, paths)
     if answered is not None:
@@ -199,11 +203,15 @@ def quit_running_app(paths: AppPaths) -> int:
 
 
 def run_internal_mode(mode: str, args: list[str]) -> int:
-    """The app's own child processes: the runtime host, the chat server, the window."""
+    """The app's own child processes: the runtime host, the chat server, the window, the indexer."""
     if mode == "chat-server":
         from desktop.chat import server
 
         return server.main(args)
+    if mode == "files-indexer":
+        from desktop.documents import indexer
+
+        return indexer.main(args)
     if mode == "window-host":
         from desktop.shell import window
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from desktop.config import Settings, SettingsError, save_setting
+from desktop.documents.index import SourceRefused
 from desktop.openwebui.service import OpenWebUIState
 from desktop.paths import AppPaths, self_command
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState
 from desktop.shell import platform
 from desktop.shell.autostart import Autostart
-from desktop.shell.tray import ModelChoice, ShellStatus
+from desktop.shell.tray import FileSourceItem, ModelChoice, ShellStatus
 from desktop.stack import LABELS, ServiceStack, StackStatus
 
 BACKGROUND_FLAG = "--background"
@@ -34,7 +36,7 @@ class Shell(Protocol):
 
     @property
     def status(self) -> ShellStatus: ...
-    def open_chat(self) -> None: ...
+    def open_chat(self, view: str | None = None) -> None: ...
     def open_webgpu(self) -> None: ...
     def quit(self) -> None: ...
     def tell(self, title: str, message: str) -> None: ...
@@ -197,6 +199,45 @@ class TrayMenu:
 
     def open_logs(self) -> None:
         platform.open_path(str(self.app.paths.log_dir))
+
+    def files_label(self) -> str | None:
+        """ "Your files", with the indexer's progress while it reads; None without a chat."""
+        if not self.stack.has_chat:
+            return None
+        files = self.stack.status.files
+        if files is not None and files.busy:
+            return f"Your files (indexing {files.done:,} of {files.total:,})"
+        return "Your files"
+
+    def file_sources(self) -> list[FileSourceItem]:
+        items = []
+        for source in self.stack.files.sources():
+            name = Path(source.path).name or source.path
+            found = (
+                f"{source.files:,} file{'s' if source.files != 1 else ''}" if source.exists else "not found"
+            )
+            items.append(FileSourceItem(source.path, f"{name} ({found})"))
+        return items
+
+    def add_files_folder(self) -> None:
+        """The chat's Your files dialog, where the system's folder dialog is one click away."""
+        self.app.open_chat(view="files")
+
+    def reindex_files(self) -> None:
+        _background(self.stack.files.request_refresh)
+
+    def open_file_source(self, path: str) -> None:
+        platform.open_path(path)
+
+    def remove_file_source(self, path: str) -> None:
+        _background(self._remove_file_source, path)
+
+    def _remove_file_source(self, path: str) -> None:
+        try:
+            self.stack.files.remove(Path(path))
+        except SourceRefused as error:
+            self.app.tell("Could not remove the folder", str(error))
+        self.app.refresh_menu()
 
 
 def _background(target: Callable[..., None], *args: Any) -> None:

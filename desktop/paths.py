@@ -68,6 +68,16 @@ class AppPaths:
         return self.cache_dir / "models"
 
     @property
+    def files_index_file(self) -> Path:
+        """The index of the user's own files (`desktop/documents`): rebuilt from them if lost."""
+        return self.data_dir / "files" / "index.sqlite3"
+
+    @property
+    def files_status_file(self) -> Path:
+        """The app's indexer's progress, which the tray and the chat show."""
+        return self.state_dir / "files.json"
+
+    @property
     def runtime_status_file(self) -> Path:
         return self.state_dir / "runtime.json"
 

@@ -23,6 +23,8 @@ from typing import Protocol
 
 from desktop.chat.service import SERVICE_NAME as CHAT
 from desktop.config import Settings
+from desktop.documents.library import FileLibrary, IndexingStatus
+from desktop.documents.service import SERVICE_NAME as FILES
 from desktop.loopback import on_this_computer
 from desktop.openwebui.service import SERVICE_NAME as OPEN_WEBUI
 from desktop.openwebui.service import (
@@ -56,7 +58,12 @@ MODELS_RECHECK_S = 10.0
 registered or downloaded meanwhile, the catalog read in the background)."""
 STOP_TIMEOUT_S = 20.0
 """How long stopping the services may take; each has its own deadline well within it."""
-LABELS = {RUNTIME: "the model runtime", CHAT: "the chat", OPEN_WEBUI: "Open WebUI"}
+LABELS = {
+    RUNTIME: "the model runtime",
+    CHAT: "the chat",
+    OPEN_WEBUI: "Open WebUI",
+    FILES: "the indexer of your files",
+}
 """How the front ends name each service to the user."""
 Say = Callable[[str], None]
 """Where the stack tells what the user should know (the terminal, or the app's log)."""
@@ -109,12 +116,16 @@ class StackStatus:
     models: tuple[ModelEntry, ...] = ()
     """The models the hosted runtime can serve now (re-read at each switch, and now and then)."""
     chat: ServiceStatus | None = None
+    indexer: ServiceStatus | None = None
+    """The indexer of the user's files (it runs with the chat, which uses the index)."""
+    files: IndexingStatus | None = None
+    """What the indexer published last: how far it is."""
     open_webui: OpenWebUIStatus = field(default_factory=lambda: OpenWebUIStatus(OpenWebUIState.STOPPED))
 
     @property
     def services(self) -> list[ServiceStatus]:
         """Each service in one shape (Open WebUI's states read as a supervisor's)."""
-        found = [self.runtime_service, self.chat, as_service(self.open_webui)]
+        found = [self.runtime_service, self.chat, self.indexer, as_service(self.open_webui)]
         return [service for service in found if service is not None]
 
     @property
@@ -197,6 +208,9 @@ class ServiceStack:
         self.open_webui = open_webui or OpenWebUI(settings, paths, secret=self.secret, record=self.record)
         self.runtime: Supervisor | None = None
         self.chat: ChatService | None = None
+        self.indexer: Supervisor | None = None
+        self.files = FileLibrary(paths.files_index_file, paths.files_status_file)
+        """The index of the user's files, for the front ends (read when asked)."""
         self._chat_factory = chat_factory
         self._ask_before_download = ask_before_download
         self._say = say or (lambda line: log.info("%s", line))
@@ -249,10 +263,11 @@ class ServiceStack:
         self._changed.set()
         if self._watcher is not None:
             self._watcher.join(STOP_TIMEOUT_S)
-        steps = [self._stop_chat, self._stop_runtime]
+        steps = [self._stop_chat, self._stop_runtime, self._stop_indexer]
         if self._wiring.wanted or self._wiring.starting is not None:
             steps.append(self._stop_open_webui)
         run_together(steps, STOP_TIMEOUT_S)
+        self.files.close()
         self._publish()
         if self._claimed:
             self.secret.discard(self.paths.state_dir)
@@ -266,6 +281,8 @@ class ServiceStack:
             self.runtime.restart()
         elif name == CHAT and self.chat is not None and self.chat.supervisor is not None:
             self.chat.supervisor.restart()
+        elif name == FILES and self.indexer is not None:
+            self.indexer.restart()
         elif name == OPEN_WEBUI:
             self._wiring.stopped_by_itself.clear()
             self._wiring.restart_at = 0.0
@@ -335,6 +352,11 @@ class ServiceStack:
         if self._chat_factory is not None:
             self.chat = self._chat_factory(self.settings, self.paths, self.secret, self._wake)
             self.chat.start(self.record)
+            if self.indexer is None:  # kept across restarts with new settings: it needs none of them
+                from desktop.documents.service import supervise_indexer
+
+                self.indexer = supervise_indexer(self.settings, self.paths, self.record, self._wake)
+                self.indexer.start()
 
     def _discover(self) -> str | None:
         """The endpoint to attach to, if any: the configured one, or the Foundry Local app's
@@ -388,6 +410,8 @@ class ServiceStack:
             attached=self._attached if self.settings.base_url else None,
             models=self._read_models(published),
             chat=chat.supervisor.status if chat is not None and chat.supervisor is not None else None,
+            indexer=self.indexer.status if self.indexer is not None else None,
+            files=IndexingStatus.read(self.paths.files_status_file) if self.indexer is not None else None,
             open_webui=self._webui,
         )
         if status != self._status:
@@ -487,6 +511,11 @@ class ServiceStack:
     def _stop_chat(self) -> None:
         if self.chat is not None:
             self.chat.stop()
+
+    def _stop_indexer(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
+            self.indexer = None
 
     def _stop_runtime(self) -> None:
         if self.runtime is not None:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from desktop.documents.index import DocumentIndex
 from desktop.openwebui.service import CONTAINER_NAME
 from desktop.paths import AppPaths
 from desktop.probe import http_ok
@@ -24,6 +25,7 @@ from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient
 from desktop.shell.pages import CHAT_TITLE, WEBGPU_TITLE
 from tests.conftest import TinyModels, free_port, not_private
+from tests.support import corpus
 from tests.support.docker_cli import FakeDocker
 from tests.support.shell_driver import ShellApp
 from tests.support.xsession import (
@@ -268,9 +270,33 @@ def test_tray_menu_window_and_quit(  # noqa: PLR0915 (one session, one story)
     wait_until(lambda: opened(tmp_path), 5, "the logs folder opened")
     assert opened(tmp_path) == [str(tmp_path / "home" / "logs")]
 
+    # Your files: a folder added (as the chat's dialog adds one) is read by the app's indexer, and
+    # listed with its count; Add folder… opens the chat's Your files dialog; Remove takes it out
+    folder = tmp_path / "notes"
+    corpus.write_corpus(folder, count=50)
+    with DocumentIndex(AppPaths.under(tmp_path / "home").files_index_file) as index:
+        index.add(folder)
+    listed = wait_value(
+        lambda: menu_item(app, "Your files", "notes (50 files)"), 60, "the folder in the menu"
+    )
+    assert [item["text"] for item in listed["items"]] == ["Open", "Remove from the index"]
+    app.click("Your files", "notes (50 files)", "Open")
+    wait_until(lambda: str(folder) in opened(tmp_path), 5, "the folder opened")
+    app.click("Your files", "Add folder…")
+
+    def files_dialog_shown() -> bool:
+        app.ask("probe")
+        window = app.state()["window"]
+        return bool(window["visible"]) and 'With "Use my files" on' in window["text"]
+
+    wait_until(files_dialog_shown, 10, "the chat's Your files dialog", every_s=0.2)
+    app.click("Your files", "notes (50 files)", "Remove from the index")
+    wait_until(lambda: menu_item(app, "Your files", "notes (50 files)") is None, 10, "the folder removed")
+    assert [item["text"] for item in menu_item(app, "Your files")["items"]] == ["Add folder…"]  # type: ignore[index]
+
     # quit means quit
     app.remember_children()
-    assert len(app.seen_pids) >= 3  # runtime host, chat server, window
+    assert len(app.seen_pids) >= 4  # runtime host, chat server, indexer, window
     app.click("Quit")
     assert app.finish(timeout_s=30) == 0
     assert app.leftovers() == []
@@ -473,7 +499,7 @@ def test_without_a_tray_the_window_still_opens(
 SETUP_VIEW = """(() => {
   const setup = document.querySelector('#setup');
   return {setup: !!setup && !setup.hidden, composer: !!document.querySelector('#chat-input')?.offsetParent,
-          dialog: typeof window.pywebview?.api?.choose_model_folder === 'function'};
+          dialog: typeof window.pywebview?.api?.choose_folder === 'function'};
 })()"""
 """What the chat page in the window shows: the setup view or the chat, and whether the page can
 open the native folder dialog."""

@@ -35,6 +35,7 @@ from desktop import __version__
 from desktop.paths import AppPaths
 from desktop.runtime.status import RuntimeState, read_status
 from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
+from tests.support import corpus
 from tests.support.headless_app import Headless
 from tests.support.xsession import XSession, missing_tools, painted, tray_pixels, wait_until
 
@@ -190,6 +191,25 @@ def test_the_desktop_entry_validates() -> None:
 # -- installed -------------------------------------------------------------------------------------
 
 
+def test_installed_files_command_reads_every_kind_of_document(installed: Path, tmp_path: Path) -> None:
+    """The bundle holds what reads PDF and Word files (pypdf, python-docx and its lxml)."""
+    folder = tmp_path / "documents"
+    facts = corpus.write_corpus(folder, count=50)
+    env = {**os.environ, "FOUNDRY_DESK_HOME": str(tmp_path / "home")}
+
+    def files(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(installed), "files", *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+
+    added = files("add", str(folder))
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines()[-1].startswith("50 indexed,"), added.stdout
+    for suffix in (".pdf", ".docx", ".html"):
+        fact = next(f for f in facts if f.path.suffix == suffix)
+        found = json.loads(files("search", fact.question, "--json").stdout)
+        assert found[0]["path"] == str(fact.path) and fact.answer in found[0]["text"]
+
+
 @pytest.mark.usefixtures("no_leftover_children")
 def test_installed_headless_serves_the_model_and_the_chat(
     installed: Path, tiny_models: TinyModels, tmp_path: Path
@@ -213,9 +233,9 @@ def test_installed_headless_serves_the_model_and_the_chat(
             assert "assets/app.mjs" in page.text
             handshake = browser.get(f"http://127.0.0.1:{chat_port}/ws/socket.io/?EIO=4&transport=polling")
             assert handshake.text.startswith("0{") and '"sid"' in handshake.text
-        # the app and its children (runtime host, chat server) all run from the bundle
+        # the app and its children (runtime host, chat server, indexer) all run from the bundle
         children = psutil.Process(app.process.pid).children(recursive=True)
-        assert len(children) >= 2
+        assert len(children) >= 3
         assert {child.exe() for child in children} == {str(INSTALL_DIR / "foundry-desk")}
         assert psutil.Process(app.process.pid).exe() == str(INSTALL_DIR / "foundry-desk")
     finally:

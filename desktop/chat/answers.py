@@ -11,16 +11,19 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import chainlit as cl
 import httpx
 import openai
 
-from desktop.chat import chainlit_compat, trimming
+from desktop.chat import chainlit_compat, grounding, trimming
 from desktop.chat.conversation import ChatBackend, Conversation, Ending, footer, say
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
+from desktop.chat.grounding import Grounding
 from desktop.chat.streaming import AnswerStream
+from desktop.documents.index import Hit
+from desktop.loopback import on_this_computer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ async def respond(
     # Routed by the user's newest message (Continue asks on behalf of the answer after it).
     prompt = next((turn["content"] for turn in reversed(conversation.turns) if turn["role"] == "user"), "")
     order = plan(backend.settings, prompt, backend.remote is not None)
+    asked = Asked(prompt, extra, await passages_for(backend, conversation, prompt))
     problems: list[str] = []
     for where in order:
         fallback_left = where != order[-1]
@@ -61,7 +65,7 @@ async def respond(
                 continue
         assert target is not None
         try:
-            await answer(backend, target, conversation, extra, retry_local=not fallback_left)
+            await answer(backend, target, conversation, asked, retry_local=not fallback_left)
             return True
         except NoRoom:
             problems.append(f"Your message is too long for {target.model}: shorten it.")
@@ -102,11 +106,11 @@ async def answer(
     backend: ChatBackend,
     target: Target,
     conversation: Conversation,
-    extra: trimming.Message | None,
+    asked: Asked,
     retry_local: bool,
 ) -> None:
     try:
-        await answer_with(backend, target, conversation, extra)
+        await answer_with(backend, target, conversation, asked)
         return
     except openai.APIConnectionError as error:
         if target.where != LOCAL or not retry_local:
@@ -123,7 +127,7 @@ async def answer(
                 break
             continue
         try:
-            await answer_with(backend, state.target, conversation, extra)
+            await answer_with(backend, state.target, conversation, asked)
         except openai.APIConnectionError as error:
             lost = error
             continue
@@ -180,6 +184,41 @@ def warm_up(backend: ChatBackend) -> None:
     _ = client.chat.completions
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What a request asks besides the conversation: a message after it (Continue), and the
+    passages of the user's files found for the question (None: "Use my files" is off)."""
+
+    question: str = ""
+    extra: trimming.Message | None = None
+    passages: list[Hit] | None = None
+    grounding: Grounding | None = None
+    """The passages that fit the model's context, set per target (`for_target`)."""
+
+    async def for_target(self, target: Target, max_tokens: int) -> Asked:
+        """The passages go to a model on this computer only: a remote one is asked without them."""
+        if not self.passages:
+            return self
+        if target.where != LOCAL and not on_this_computer(target.base_url):
+            await say(f"Your files stay on this computer: {target.model} is asked without them.")
+            return replace(self, passages=None)
+        budget = grounding.source_budget(target.context_length, max_tokens)
+        return replace(self, grounding=grounding.ground(self.question, self.passages, budget))
+
+
+async def passages_for(backend: ChatBackend, conversation: Conversation, question: str) -> list[Hit] | None:
+    """The passages of the user's files that match `question`, when the chat uses them."""
+    if not conversation.use_files or backend.files is None:
+        return None
+    hits = await asyncio.to_thread(backend.files.search, question, grounding.SEARCHED)
+    if not hits:
+        if not await asyncio.to_thread(backend.files.sources):
+            await say("No folder of yours is indexed yet: add one under **Your files**, then ask again.")
+        else:
+            await say("Nothing in your files matches this question: answering without them.")
+    return hits
+
+
 class NoRoom(Exception):
     """The newest message alone does not fit the model's context."""
 
@@ -234,12 +273,14 @@ async def open_stream(
     backend: ChatBackend,
     target: Target,
     conversation: Conversation,
-    extra: trimming.Message | None,
+    asked: Asked,
     end: StreamEnd,
 ) -> tuple[AsyncGenerator[str, None], str, int]:
     """Start an answer that fits the context: the token stream, its first piece, and how many
     earlier messages were left out. Raises NoRoom, or the endpoint's errors."""
-    turns = [*conversation.turns, extra] if extra else conversation.turns
+    turns = [*conversation.turns, asked.extra] if asked.extra else conversation.turns
+    if asked.grounding is not None:
+        turns = grounding.with_question(turns, asked.grounding.prompt)
     fitted = trimming.fit(
         backend.settings.system_prompt, turns, target.context_length, conversation.max_tokens
     )
@@ -270,21 +311,24 @@ async def open_stream(
     raise NoRoom()
 
 
-async def answer_with(
-    backend: ChatBackend, target: Target, conversation: Conversation, extra: trimming.Message | None
-) -> None:
+async def answer_with(backend: ChatBackend, target: Target, conversation: Conversation, asked: Asked) -> None:
     """Stream an answer from `target` into a new message, which says how it ended. Raises
     NoRoom, or openai errors raised before the first token."""
     end = StreamEnd()
-    stream, first, dropped = await open_stream(backend, target, conversation, extra, end)
+    asked = await asked.for_target(target, conversation.max_tokens)
+    stream, first, dropped = await open_stream(backend, target, conversation, asked, end)
     first_token = time.time()
     if dropped:
         await say(
             f"This conversation is longer than {target.model} can read at once, so the "
             f"{dropped} oldest message{'s' if dropped != 1 else ''} were left out of this answer."
         )
-    continued = extra is not None and conversation.turns[-1]["role"] == "assistant"
-    metadata = {"answer": True, "where": target.where, **({"continues": True} if continued else {})}
+    continued = asked.extra is not None and conversation.turns[-1]["role"] == "assistant"
+    metadata: dict[str, object] = {"answer": True, "where": target.where}
+    if continued:
+        metadata["continues"] = True
+    if asked.grounding is not None:
+        metadata["citations"] = asked.grounding.citations
     message = cl.Message(content="", metadata=metadata)
     # Not sent empty first: its first token shows it, and every write of it to the history is
     # ours, in order (Chainlit writes in background tasks that could race).

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 import chainlit as cl
-from chainlit.input_widget import Select, Slider
+from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import ThreadDict
 
 from desktop.chat import chainlit_compat, trimming
@@ -46,6 +46,7 @@ def restore_settings(conversation: Conversation, saved: dict[str, Any]) -> None:
         conversation.temperature = min(max(float(saved.get("temperature", conversation.temperature)), 0), 2)
         low, high = MAX_TOKENS_RANGE
         conversation.max_tokens = min(max(int(saved.get("max_tokens", conversation.max_tokens)), low), high)
+        conversation.use_files = bool(saved.get("use_files", conversation.use_files))
     except (TypeError, ValueError, OverflowError):
         log.warning("ignoring unreadable chat settings: %r", saved)
 
@@ -178,6 +179,15 @@ class Chat:
                 step=16,
             ),
         ]
+        if self.backend.files is not None:
+            widgets.append(
+                Switch(
+                    id="use_files",
+                    label="Use my files",
+                    initial=conversation.use_files,
+                    description="Answer from the passages of your indexed files that match each question.",
+                )
+            )
         await cl.ChatSettings(widgets).send()
 
     async def settings_changed(self, values: dict[str, Any]) -> None:

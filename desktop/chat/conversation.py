@@ -17,6 +17,7 @@ from desktop.chat import trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.store import ChatStore
 from desktop.config import Settings
+from desktop.documents.library import FileLibrary
 from desktop.runtime.service import RuntimeClient
 
 FOOTER = re.compile(r"\n\n— \*computed [^\n]*\*$")
@@ -75,13 +76,20 @@ class Conversation:
     last_ending: Ending = Ending.DONE
     pending_model: str | None = None
     """A model chosen while an answer was running: switched to once it ends."""
+    use_files: bool = False
+    """"Use my files": the passages of the user's files that match a question go before it."""
 
 
 class ChatBackend:
-    """What the handlers need: settings, the local endpoint, the remote one, the history database."""
+    """What the handlers need: settings, the local endpoint, the remote one, the history database,
+    the user's files."""
 
-    def __init__(self, settings: Settings, runtime: RuntimeClient, database: Path) -> None:
+    def __init__(
+        self, settings: Settings, runtime: RuntimeClient, database: Path, files: FileLibrary | None = None
+    ) -> None:
         self.settings = settings
+        self.files = files
+        """The index of the user's files ("Use my files"); None: the chat has none."""
         self.history = ChatStore(database)
         self.local = LocalEndpoint(settings, runtime)
         self.remote = remote_target(settings)

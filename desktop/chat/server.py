@@ -62,6 +62,9 @@ class ServerOptions:
     """Where the setup view saves the model folder the user chooses."""
     port_file: Path
     """Where the port listened on is written (`port`, or a free one when it is taken)."""
+    files_index: Path | None = None
+    """The index of the user's files ("Use my files"), and the app's indexer's status file."""
+    files_status: Path | None = None
 
 
 def settings_to_env(settings: Settings) -> str:
@@ -84,6 +87,8 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--app-root", type=Path, required=True)
     parser.add_argument("--settings-file", type=Path, required=True)
+    parser.add_argument("--files-index", type=Path, help="the index of the user's files")
+    parser.add_argument("--files-status", type=Path, help="the app's indexer's status file")
     args = parser.parse_args(argv)
     settings = settings_from_env(os.environ.get(SETTINGS_ENV))
     return ServerOptions(
@@ -94,6 +99,8 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         settings,
         args.settings_file,
         args.port_file,
+        args.files_index,
+        args.files_status,
     )
 
 
@@ -173,16 +180,27 @@ def main(argv: Sequence[str]) -> int:
 
     from desktop.chat.app import install
     from desktop.chat.conversation import ChatBackend
+    from desktop.chat.files_api import files_routes
     from desktop.chat.gate import RunSecretGate
     from desktop.chat.setup import ModelSetup
     from desktop.chat.setup_api import setup_routes
     from desktop.chat.signin import SignedInPage
+    from desktop.documents.library import FileLibrary
+    from desktop.shell.platform import open_path
 
-    backend = ChatBackend(options.settings, RuntimeClient(options.status_file, secret), database)
+    files = (
+        FileLibrary(options.files_index, options.files_status)
+        if options.files_index is not None and options.files_status is not None
+        else None
+    )
+    backend = ChatBackend(options.settings, RuntimeClient(options.status_file, secret), database, files)
     install(backend)
     chainlit_compat.limit_socket_messages(MAX_SOCKET_MESSAGE)
     setup = ModelSetup(options.settings, options.settings_file, backend.local.client)
-    chainlit_compat.serve_first(setup_routes(setup))
+    routes = setup_routes(setup)
+    if files is not None:
+        routes += files_routes(files, open_path)
+    chainlit_compat.serve_first(routes)
     chainlit_compat.listen_headless("127.0.0.1", port)
     missing = frontend_missing(frontend_dir())
     if missing:

@@ -35,6 +35,8 @@ def chat_spec(
         "--data-dir", str(paths.data_dir / "chat"),
         "--app-root", str(paths.state_dir / "chat"),
         "--settings-file", str(paths.settings_file),
+        "--files-index", str(paths.files_index_file),
+        "--files-status", str(paths.files_status_file),
     )  # fmt: skip
     return ServiceSpec(
         name=SERVICE_NAME,

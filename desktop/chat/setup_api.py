@@ -55,27 +55,28 @@ async def _act(
     request: Request, action: Callable[[dict[str, Any]], dict[str, Any]], status: int
 ) -> JSONResponse:
     """Run `action` with the request's JSON object; its answer, or the refusal as JSON."""
-    body = await _json_body(request)
+    body = await json_body(request)
     if isinstance(body, JSONResponse):
         return body
     try:
         answer = await asyncio.to_thread(action, body)
     except SetupRefused as refused:
-        return _error(refused.status, str(refused))
+        return error_response(refused.status, str(refused))
     return JSONResponse(answer, status_code=status, headers=NO_STORE)
 
 
-async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
+async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
     """The request's JSON object, or the error to answer with."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return _error(415, "Send the request as JSON (Content-Type: application/json).")
+        return error_response(415, "Send the request as JSON (Content-Type: application/json).")
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
         body = None
-    return body if isinstance(body, dict) else _error(400, "Send a JSON object.")
+    return body if isinstance(body, dict) else error_response(400, "Send a JSON object.")
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str) -> JSONResponse:
+    """An error for the page: `{"error": message}`, never cached."""
     return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)

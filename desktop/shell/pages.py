@@ -40,13 +40,14 @@ class WindowPages:
         self._waiting_for_chat = False
         self._lock = threading.Lock()
 
-    def open_chat(self, status_text: str) -> None:
-        """The chat, or a page saying it is on its way (with the app's state, `status_text`)."""
+    def open_chat(self, status_text: str, view: str | None = None) -> None:
+        """The chat, or a page saying it is on its way (with the app's state, `status_text`).
+        `view`: a part of the chat page to open at once (e.g. "files": the Your files dialog)."""
         self._page = "chat"
         link = self.chat.chat_link()
         if link is not None:
             self._waiting_for_chat = False
-            self.window.show(link, CHAT_TITLE)
+            self.window.show(f"{link}#{view}" if view else link, CHAT_TITLE)
             return
         self._waiting_for_chat = self.chat.has_chat
         reason = "The chat is starting…" if self.chat.has_chat else "The chat is not available."

@@ -55,6 +55,14 @@ class ModelChoice:
     current: bool
 
 
+@dataclass(frozen=True)
+class FileSourceItem:
+    """A folder (or file) the user added to the index, as its menu item shows it."""
+
+    path: str
+    label: str
+
+
 def icon_file(state: ShellState, size: int = 64) -> Path:
     """The icon for `state`: an ICO with every size on Windows, else a PNG."""
     folder = resource_root() / "resources" / "icons"
@@ -96,6 +104,12 @@ class TrayActions(Protocol):
     def toggle_offline(self) -> None: ...
     def open_logs(self) -> None: ...
     def quit(self) -> None: ...
+    def files_label(self) -> str | None: ...
+    def file_sources(self) -> list[FileSourceItem]: ...
+    def add_files_folder(self) -> None: ...
+    def reindex_files(self) -> None: ...
+    def open_file_source(self, path: str) -> None: ...
+    def remove_file_source(self, path: str) -> None: ...
 
 
 class Tray:
@@ -131,6 +145,11 @@ class Tray:
             item("Model", menu(self._model_items)),
             item(lambda _: actions.open_webui_label(), menu(self._open_webui_items)),
             item(
+                lambda _: actions.files_label() or "Your files",
+                menu(self._files_items),
+                visible=lambda _: actions.files_label() is not None,
+            ),
+            item(
                 "Copy endpoint URL",
                 _call(actions.copy_endpoint),
                 enabled=lambda _: actions.endpoint_url() is not None,
@@ -156,6 +175,27 @@ class Tray:
         yield item("Start", _call(actions.start_open_webui), enabled=lambda _: actions.can_start_open_webui())
         yield item("Stop", _call(actions.stop_open_webui), enabled=lambda _: actions.can_stop_open_webui())
         yield item("Open", _call(actions.open_open_webui), enabled=lambda _: actions.can_open_open_webui())
+
+    def _files_items(self) -> Iterator[Any]:
+        item, menu, actions = self._pystray.MenuItem, self._pystray.Menu, self.actions
+        yield item("Add folder…", _call(actions.add_files_folder))
+        sources = actions.file_sources()
+        if sources:
+            yield menu.SEPARATOR
+        for source in sources:
+            yield item(
+                source.label,
+                menu(
+                    item("Open", _call(functools.partial(actions.open_file_source, source.path))),
+                    item(
+                        "Remove from the index",
+                        _call(functools.partial(actions.remove_file_source, source.path)),
+                    ),
+                ),
+            )
+        if sources:
+            yield menu.SEPARATOR
+            yield item("Re-index", _call(actions.reindex_files))
 
     def _model_items(self) -> Iterator[Any]:
         item = self._pystray.MenuItem

@@ -5,7 +5,8 @@ window lives in a child of the same executable (`foundry-desk window-host`), whe
 `webview.start()` owns that child's main thread. The app writes commands as JSON lines to the
 child's stdin and reads events from its stdout::
 
-    app -> window   {"cmd": "show", "url": "...", "title": "..."}   load (if another site) and raise
+    app -> window   {"cmd": "show", "url": "...", "title": "..."}   load (if another site, else go
+                                                                     to its #part) and raise
                     {"cmd": "show_html", "html": "...", "title": "..."}  a local page (placeholder)
                     {"cmd": "hide"}
                     {"cmd": "probe", "id": "...", "script": "..."}   what the page shows (diagnostics)
@@ -19,8 +20,9 @@ child's stdin and reads events from its stdout::
 Closing the window only hides it (the app keeps running in the tray); the child exits when told
 to quit or when its stdin closes, which is what happens when the app dies.
 
-The page in the window may call `window.pywebview.api.choose_model_folder()` (`PageApi`): the
-chat's first-run view opens the system's folder dialog with it, which a web page cannot.
+The page in the window may call `window.pywebview.api.choose_folder()` (`PageApi`): the
+chat's first-run view (a model folder) and its Your files dialog open the system's folder dialog
+with it, which a web page cannot.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ class WindowClient:
 
     def show(self, url: str, title: str) -> None:
         """Show the window on `url` and raise it; when the window is already on that site (the
-        chat, on any of its pages) it is only raised, so what the user was doing stays."""
+        chat, on any of its pages) it is only raised, so what the user was doing stays (a #part
+        of `url` is gone to: the page opens that part, e.g. the chat's Your files dialog)."""
         self._commands.put({"cmd": "show", "url": url, "title": title})
 
     def show_html(self, html: str, title: str) -> None:
@@ -284,7 +287,7 @@ class PageApi:
     def _use(self, window: Any) -> None:
         self._window = window
 
-    def choose_model_folder(self) -> str | None:
+    def choose_folder(self) -> str | None:
         """The system's folder dialog; the folder chosen, or None when the user cancelled.
 
         It opens in the user's home folder (left to itself, GTK's opens on "Recent", where a typed
@@ -346,6 +349,8 @@ class WindowHost:
             url = str(command["url"])
             if not same_site(self.window.get_current_url() or "", url):
                 self.window.load_url(url)
+            elif fragment := urlsplit(url).fragment:  # a part of the page shown (the chat's Your files)
+                self.window.evaluate_js(f"window.location.hash = {json.dumps(fragment)}")
             self._raise(str(command.get("title") or self.window.title))
         elif name == "show_html":
             self.window.load_html(str(command["html"]))

@@ -1,5 +1,5 @@
-// The chat server's HTTP routes (Chainlit's own, and the setup view's), called with the page's
-// sign-in cookie.
+// The chat server's HTTP routes (Chainlit's own, the setup view's and the user's files'), called
+// with the page's sign-in cookie.
 //
 // The page arrives signed in as the one local user (the server sets the cookie on the page
 // itself). Should the cookie be gone or expired, the first refused call signs in again through
@@ -85,4 +85,36 @@ export class ChatApi {
   retryCatalog() {
     return this.request('POST', '/setup/retry', {});
   }
+
+  /** The user's files: the folders and files added, what the index holds, how far indexing is. */
+  filesState() {
+    return this.request('GET', '/files/state');
+  }
+
+  /** Add a folder or file to the index (the app's indexer reads it); the new state. */
+  addFiles(path) {
+    return this.request('POST', '/files/folders', { path });
+  }
+
+  /** Take a folder or file that was added out of the index, with all it holds; the new state. */
+  removeFiles(path) {
+    return this.request('POST', '/files/remove', { path });
+  }
+
+  /** Have the app's indexer look for changes now; the state. */
+  reindexFiles() {
+    return this.request('POST', '/files/refresh', {});
+  }
+
+  /** Open a file of the index (one an answer cites) in its application. */
+  openFile(path) {
+    return this.request('POST', '/files/open', { path });
+  }
+}
+
+/** The window's native folder dialog (pywebview's JS API), when the page is in the app's window:
+ * a function that asks for a folder (its path, or null when cancelled), else null. */
+export function folderDialog() {
+  const api = window.pywebview?.api;
+  return typeof api?.choose_folder === 'function' ? () => api.choose_folder() : null;
 }

@@ -1,8 +1,11 @@
 // Foundry Desk's chat page: wires the conversation, the composer, the past chats and the
 // settings to one live chat session at a time. `/` is a new chat, `/thread/<id>` a stored one;
-// moving between chats changes the address without reloading the page.
+// moving between chats changes the address without reloading the page. `#files` opens "Your
+// files" (the tray's "Add folder…" opens the window there).
 import { ChatApi } from './api.mjs';
+import { PassageDialog } from './citations.mjs';
 import { Conversation } from './conversation.mjs';
+import { FilesDialog } from './files.mjs';
 import { markdownFragment } from './markdown.mjs';
 import { ChatSession } from './session.mjs';
 import { SettingsDialog } from './settings.mjs';
@@ -14,6 +17,8 @@ const MAX_MESSAGE_CHARS = 500_000; // the longest message the chat takes (deskto
 const TOO_LONG = 'message-too-long'; // the id of the note that says a message was too long to send
 const NARROW = window.matchMedia('(max-width: 760px)');
 const BLANK = /^[\s\p{Cf}\p{Cc}]*$/u; // nothing to send: spaces, zero-width and control characters
+const FILES_HASH = '#files';
+const USE_FILES = 'use_files'; // the chat setting the composer's "Use my files" shows (app.py)
 
 function element(id) {
   return document.getElementById(id);
@@ -40,9 +45,14 @@ class ChatPage {
     this.title = element('chat-title');
     this.modelChip = element('model-chip');
     this.settingsButton = element('chat-settings-open-modal');
+    this.useFiles = element('use-files');
     this.toasts = element('toasts');
-    this.conversation = new Conversation(element('messages'), element('welcome'), (name, stepId) =>
-      this.session?.act(name, stepId, this.api),
+    this.passage = new PassageDialog(element('passage'), this.api);
+    this.conversation = new Conversation(
+      element('messages'),
+      element('welcome'),
+      (name, stepId) => this.session?.act(name, stepId, this.api),
+      (citation) => this.passage.show(citation),
     );
     this.threads = new ThreadList(element('thread-history'), element('thread-search'), this.api, {
       open: (threadId) => this.go(threadId),
@@ -50,9 +60,11 @@ class ChatPage {
         if (threadId === this.session?.threadId) this.go(null);
       },
     });
-    this.settings = new SettingsDialog(element('settings-dialog'), element('settings-fields'), (values) =>
-      this.session?.changeSettings(values),
-    );
+    this.settings = new SettingsDialog(element('settings-dialog'), element('settings-fields'), (values) => {
+      this.session?.changeSettings(values);
+      this.showUseFiles();
+    });
+    this.files = new FilesDialog(element('files'), this.api, () => this.filesClosed());
     this.setup = new SetupView(element('setup'), this.api, (shown) => this.showSetup(shown));
     this.session = null;
     this.sendWhenReady = false; // Enter was pressed while a new chat was still starting
@@ -64,6 +76,7 @@ class ChatPage {
     this.threads.refresh();
     this.showWelcome();
     this.setup.start();
+    if (window.location.hash === FILES_HASH) this.files.open();
   }
 
   bind() {
@@ -83,6 +96,8 @@ class ChatPage {
     });
     this.stopButton.addEventListener('click', () => this.session?.stop());
     this.settingsButton.addEventListener('click', () => this.settings.open());
+    element('files-button').addEventListener('click', () => this.files.open());
+    this.useFiles.addEventListener('change', () => this.settings.set(USE_FILES, this.useFiles.checked));
     element('new-chat').addEventListener('click', (event) => {
       event.preventDefault();
       this.go(null);
@@ -92,7 +107,7 @@ class ChatPage {
       if (NARROW.matches && !event.target.closest('#sidebar-toggle')) this.toggleSidebar(false);
     });
     document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && this.session?.running && !element('settings-dialog').open) {
+      if (event.key === 'Escape' && this.session?.running && !document.querySelector('dialog[open]')) {
         this.session.stop();
       } else if (event.key.toLowerCase() === 'o' && event.shiftKey && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -100,6 +115,16 @@ class ChatPage {
       }
     });
     window.addEventListener('popstate', () => this.open(threadFromPath(window.location.pathname)));
+    window.addEventListener('hashchange', () => {
+      if (window.location.hash === FILES_HASH) this.files.open();
+    });
+  }
+
+  /** "Your files" closed: the address loses its #files, so that the tray's "Add folder…" opens the
+   * dialog again (a hash that changes), and a reload does not. */
+  filesClosed() {
+    if (window.location.hash !== FILES_HASH) return;
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
   }
 
   /** The user moves to another chat (null: a new one). */
@@ -161,6 +186,7 @@ class ChatPage {
         const model = this.settings.model;
         this.modelChip.hidden = !model;
         this.modelChip.textContent = model || '';
+        this.showUseFiles();
       },
       toast: (message, type) => this.toast(message, type),
     };
@@ -205,6 +231,15 @@ class ChatPage {
         `${count(MAX_MESSAGE_CHARS)}. It is still in the message box: shorten it, or send it in parts.`,
     });
     this.conversation.scrollToEnd();
+  }
+
+  /** The composer's "Use my files", shown when the chat has that setting, and showing its value. */
+  showUseFiles() {
+    const field = this.settings.input(USE_FILES);
+    const shown = field?.type === 'switch';
+    element('use-files-label').hidden = !shown;
+    this.useFiles.checked = shown && Boolean(field.initial);
+    this.useFiles.disabled = !shown || Boolean(field.disabled);
   }
 
   updateComposer() {

@@ -7,7 +7,9 @@
 // while an answer is on its way and has no text yet, three dots say so (after a moment: a fast
 // model's first words come before they would, and there is nothing to flicker). The newest
 // answer, when it did not end by itself, offers what helps: Retry (its model's runtime stopped)
-// or Continue (it reached Max tokens).
+// or Continue (it reached Max tokens). An answer made from the user's files lists its sources
+// under it (citations.mjs).
+import { citationsOf, linkMarkers, sourcesRow } from './citations.mjs';
 import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
@@ -44,11 +46,13 @@ export class Conversation {
    * @param {HTMLElement} container the scrolling element the messages go into
    * @param {HTMLElement} welcome shown while the conversation is empty
    * @param {(name: string, stepId: string) => void} act runs an answer's action (Retry, Continue)
+   * @param {(citation: object) => void} cite shows a source of an answer (its passage)
    */
-  constructor(container, welcome, act) {
+  constructor(container, welcome, act, cite) {
     this.container = container;
     this.welcome = welcome;
     this.act = act;
+    this.cite = cite;
     this.action = document.createElement('button');
     this.action.type = 'button';
     this.action.className = 'answer-action';
@@ -56,7 +60,7 @@ export class Conversation {
       this.action.disabled = true;
       this.act(this.action.dataset.name, this.action.dataset.stepId);
     });
-    this.entries = new Map(); // id -> {step, element, content, view}
+    this.entries = new Map(); // id -> {step, element, content, view, sources, sourcesKey}
     this.dirty = new Set();
     this.running = false;
     this.runningSince = 0;
@@ -69,6 +73,7 @@ export class Conversation {
     this.thinking.className = 'thinking';
     this.thinking.setAttribute('aria-label', 'The model is answering');
     this.thinking.innerHTML = '<span></span><span></span><span></span>';
+    container.addEventListener('click', (event) => this.clicked(event));
     container.addEventListener('scroll', () => {
       const { scrollTop, scrollHeight, clientHeight } = container;
       this.stickToBottom = scrollHeight - scrollTop - clientHeight < NEAR_BOTTOM_PX;
@@ -163,7 +168,17 @@ export class Conversation {
       element.append(copy);
     }
     this.container.insertBefore(element, this.thinking.parentNode ? this.thinking : null);
-    return { step: { ...step }, element, content, view: new MarkdownView(content) };
+    const view = new MarkdownView(content);
+    return { step: { ...step }, element, content, view, sources: null, sourcesKey: '[]' };
+  }
+
+  /** A source of an answer was clicked: under it, or a [n] in its text. */
+  clicked(event) {
+    const button = event.target.closest('button.citation, button.cite-marker');
+    const entry = button && this.entries.get(button.closest('article')?.id.slice('step-'.length));
+    if (!entry) return;
+    const citation = citationsOf(metadataOf(entry.step)).find((c) => String(c.n) === button.dataset.n);
+    if (citation) this.cite(citation);
   }
 
   async copy(id, button) {
@@ -215,7 +230,8 @@ export class Conversation {
     if (this.stickToBottom) this.container.scrollTop = this.container.scrollHeight;
   }
 
-  drawEntry({ step, element, content, view }) {
+  drawEntry(entry) {
+    const { step, element, content, view } = entry;
     const metadata = metadataOf(step);
     const isAnswer = step.type === 'assistant_message' && Boolean(metadata.answer);
     element.className = [
@@ -235,12 +251,27 @@ export class Conversation {
     content.classList.add('markdown');
     const footer = isAnswer && !step.streaming ? FOOTER.exec(text) : null;
     view.show(footer ? text.slice(0, footer.index) : text, Boolean(step.streaming));
+    const citations = citationsOf(metadata);
+    // Drawn whole once complete (a streaming answer keeps its finished blocks: left as they are).
+    if (citations.length && !step.streaming) linkMarkers(content, citations);
     if (footer) {
       const where = document.createElement('p');
       where.className = 'where';
       where.textContent = footer[1];
       content.append(where);
     }
+    this.drawSources(entry, citations);
+  }
+
+  /** The row of sources under an answer, made again only when they change (a button keeps focus
+   * while the answer's text is drawn again). */
+  drawSources(entry, citations) {
+    const key = JSON.stringify(citations);
+    if (key === entry.sourcesKey) return;
+    entry.sourcesKey = key;
+    entry.sources?.remove();
+    entry.sources = citations.length ? sourcesRow(citations) : null;
+    if (entry.sources) entry.content.after(entry.sources);
   }
 
   /** Under the newest answer (no message of the user's after it), when no answer is running:

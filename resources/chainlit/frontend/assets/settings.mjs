@@ -1,6 +1,10 @@
 // The chat settings dialog, made from the fields the chat server sends (Chainlit input
 // widgets: a select for the model, sliders for temperature and answer length). Confirm sends
-// every value back; Cancel, Esc or a click outside keeps the settings as they were.
+// every value back; Cancel, Esc or a click outside keeps the settings as they were. A control
+// outside the dialog (the composer's "Use my files") changes one value through `set`, which sends
+// them all as Confirm does.
+
+const KINDS = new Set(['select', 'slider', 'switch', 'textinput', 'numberinput']); // the fields drawn
 
 export class SettingsDialog {
   /**
@@ -11,12 +15,13 @@ export class SettingsDialog {
   constructor(dialog, fields, confirmed) {
     this.dialog = dialog;
     this.fields = fields;
+    this.confirmed = confirmed;
     this.inputs = [];
     dialog.addEventListener('close', () => {
       if (dialog.returnValue !== 'confirm') return;
       const values = this.values();
       for (const input of this.inputs) if (input.id in values) input.initial = values[input.id];
-      confirmed(values);
+      this.confirmed(values);
     });
     dialog.addEventListener('click', (event) => {
       if (event.target === dialog) dialog.close('cancel'); // the backdrop
@@ -34,10 +39,42 @@ export class SettingsDialog {
     this.inputs = Array.isArray(inputs) ? inputs : [];
   }
 
+  /** The field `id`, if the chat server sent one. */
+  input(id) {
+    return this.inputs.find((input) => input.id === id && KINDS.has(input.type)) || null;
+  }
+
+  /** Change one setting, as if changed in the dialog and confirmed: every value is sent. */
+  set(id, value) {
+    const input = this.input(id);
+    if (!input) return;
+    input.initial = value;
+    this.confirmed(this.current());
+  }
+
+  /** Every field's value as it stands (what the dialog shows when it opens). */
+  current() {
+    const values = {};
+    for (const input of this.inputs) {
+      if (!KINDS.has(input.type)) continue;
+      if (input.type === 'slider' || input.type === 'numberinput') values[input.id] = Number(input.initial);
+      else if (input.type === 'switch') values[input.id] = Boolean(input.initial);
+      else if (input.type === 'select') values[input.id] = this.selected(input);
+      else values[input.id] = input.initial ?? '';
+    }
+    return values;
+  }
+
   open() {
     this.fields.replaceChildren(...this.inputs.map((input) => this.field(input)).filter(Boolean));
     this.dialog.returnValue = '';
     this.dialog.showModal();
+  }
+
+  /** A select's value: its initial item, or the first (as a select shows it) when none is. */
+  selected(input) {
+    const items = input.items || [];
+    return (items.some((item) => item.value === input.initial) ? input.initial : items[0]?.value) ?? '';
   }
 
   field(input) {

@@ -3,7 +3,7 @@
 // model the runtime offers, or, offline, tries again once connected. The view asks the chat
 // server for the runtime's state (GET /setup/state) every second while it is shown, and now and
 // then otherwise, and goes away by itself once a model is ready.
-import { ApiError } from './api.mjs';
+import { ApiError, folderDialog } from './api.mjs';
 
 const SHOWN_POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;
@@ -17,12 +17,6 @@ function element(id) {
 export function sizeText(megabytes) {
   if (!megabytes) return '';
   return megabytes >= 1024 ? `${(megabytes / 1024).toFixed(1)} GB` : `${Math.round(megabytes)} MB`;
-}
-
-/** The window's native folder dialog (pywebview's JS API), when the page is in the app's window. */
-function folderDialog() {
-  const api = window.pywebview?.api;
-  return typeof api?.choose_model_folder === 'function' ? () => api.choose_model_folder() : null;
 }
 
 export class SetupView {

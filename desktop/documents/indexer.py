@@ -1,0 +1,202 @@
+"""The app's indexer: a child process (`foundry-desk files-indexer`) that keeps the index in line
+with the user's folders while the app runs, and publishes its progress for the tray and the chat.
+
+It runs at the lowest CPU and disk priority, so reading thousands of files never slows an answer
+the model is computing; and in a process of its own, so the tray and the chat never wait for it.
+It refreshes when it starts, when a watched folder changes (a file system watcher, watchdog),
+when the index changes under it (a folder added in the tray or the chat, Re-index, `foundry-desk
+files`), and every `RESCAN_S` in case the watcher missed something (a network drive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from desktop import compat
+from desktop.documents.index import DocumentIndex, Progress, Report
+from desktop.documents.library import IndexingStatus
+from desktop.documents.reading import SUFFIXES
+from desktop.files import write_json_atomic
+from desktop.signals import capture_signals
+
+log = logging.getLogger(__name__)
+
+QUIET_S = 1.0
+"""After a change on disk, wait until the folder has been quiet this long (a copy in progress)."""
+LOOK_S = 1.0
+"""How often the index is asked whether another process changed it."""
+RESCAN_S = 600.0
+PUBLISH_S = 0.25
+"""Progress is written at most this often."""
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="foundry-desk files-indexer")
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--status-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lower_priority()
+    stop = threading.Event()
+    compat.exit_with_parent(os.getppid(), stop.set)
+    with capture_signals(stop.set), DocumentIndex(args.index) as index:
+        Indexer(index, StatusWriter(args.status_file), stop).run()
+    return 0
+
+
+def lower_priority() -> None:
+    """The lowest CPU priority, and idle disk priority where the system has one."""
+    process = psutil.Process()
+    try:
+        if compat.IS_WINDOWS:
+            process.nice(psutil.IDLE_PRIORITY_CLASS)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            process.nice(19)
+        if hasattr(process, "ionice") and hasattr(psutil, "IOPRIO_CLASS_IDLE"):
+            process.ionice(psutil.IOPRIO_CLASS_IDLE)
+    except (psutil.Error, OSError) as error:
+        log.warning("could not lower the indexer's priority: %s", error)
+
+
+class StatusWriter:
+    """Publishes an `IndexingStatus` (atomically: the tray and the chat read it any time)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._written_at = 0.0
+        self.summary = ""
+
+    def write(self, state: str, progress: Progress | None = None, *, force: bool = True) -> None:
+        now = time.monotonic()
+        if not force and now - self._written_at < PUBLISH_S:
+            return
+        self._written_at = now
+        status = IndexingStatus(
+            state=state,
+            done=progress.done if progress else 0,
+            total=progress.total if progress else 0,
+            current=progress.current if progress else "",
+            pid=os.getpid(),
+            summary=self.summary,
+        )
+        write_json_atomic(self.file, status.to_json())
+
+
+class Indexer:
+    """Refresh, then wait for a reason to refresh again, until stopped."""
+
+    def __init__(self, index: DocumentIndex, status: StatusWriter, stop: threading.Event) -> None:
+        self.index = index
+        self.status = status
+        self.stop = stop
+        self.changed = threading.Event()
+        self.watcher = FolderWatcher(self.changed)
+
+    def run(self) -> None:
+        self.status.write("starting")
+        try:
+            while not self.stop.is_set():
+                self.watcher.follow(self.index.source_paths())
+                self.refresh()
+                self.wait_for_a_change()
+        finally:
+            self.watcher.close()
+
+    def refresh(self) -> None:
+        self.changed.clear()
+        report = self.index.refresh(
+            lambda progress: self.status.write("indexing", progress, force=progress.done == 0),
+            should_stop=self.stop.is_set,
+        )
+        self.status.summary = summary(report)
+        self.status.write("ready")
+        log.info("refreshed: %s", report.summary())
+
+    def wait_for_a_change(self) -> None:
+        seen = self.index.changes_seen()
+        deadline = time.monotonic() + RESCAN_S
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if self.changed.wait(LOOK_S):
+                while self.changed.is_set() and not self.stop.is_set():  # until quiet
+                    self.changed.clear()
+                    self.stop.wait(QUIET_S)
+                return
+            if self.index.changes_seen() != seen:
+                return
+
+
+def summary(report: Report) -> str:
+    """The last refresh in words, for the tray and the chat; empty when nothing changed."""
+    done = [f"{count} {what}" for what, count in (("new", report.indexed), ("updated", report.updated),
+            ("renamed", report.renamed), ("removed", report.removed)) if count]  # fmt: skip
+    if report.skipped:
+        done.append(f"{len(report.skipped)} skipped")
+    return ", ".join(done)
+
+
+IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+"""Reading a file (the indexer's own reading among others) changes nothing."""
+
+
+def concerns_index(path: str, is_directory: bool) -> bool:
+    """Whether a change at `path` may change the index: a folder, or a file of a kind it reads,
+    not hidden (refreshes skip hidden entries: among them the app's own folders, when the user
+    added their home folder, which the indexer writes to)."""
+    if any(part.startswith(".") for part in Path(path).parts):
+        return False
+    return is_directory or Path(path).suffix.lower() in SUFFIXES
+
+
+class FolderWatcher:
+    """Sets `changed` when a file of a kind the index reads changes in a watched folder."""
+
+    def __init__(self, changed: threading.Event) -> None:
+        self.changed = changed
+        self._watched: dict[str, Any] = {}
+        self._observer: Any = None
+
+    def follow(self, sources: list[str]) -> None:
+        """Watch exactly `sources` (folders; a file added alone is watched through its folder)."""
+        try:
+            from watchdog.events import FileSystemEvent, FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # the rescan still finds changes, later
+            return
+        changed = self.changed
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in IGNORED_EVENTS or (
+                    event.is_directory and event.event_type == "modified"
+                ):
+                    return
+                paths = [str(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+                if any(concerns_index(path, event.is_directory) for path in paths):
+                    changed.set()
+
+        if self._observer is None:
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+        folders = {source if Path(source).is_dir() else str(Path(source).parent) for source in sources}
+        for gone in self._watched.keys() - folders:
+            self._observer.unschedule(self._watched.pop(gone))
+        for folder in folders - self._watched.keys():
+            try:
+                self._watched[folder] = self._observer.schedule(Handler(), folder, recursive=True)
+            except OSError as error:  # e.g. the system's limit of watches: rescans still find changes
+                log.warning("cannot watch %s: %s", folder, error)
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
