@@ -14,7 +14,6 @@ as a backup and the defaults are used: the user is told, nothing crashes, nothin
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 import tomllib
 from collections import ChainMap
@@ -28,7 +27,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from desktop.errors import FoundryDeskError
-from desktop.files import write_text_atomic
+from desktop.files import set_aside, write_text_atomic
 
 ENV_PREFIX = "FOUNDRY_DESK_"
 DEFAULT_MODEL = "phi-4-mini"
@@ -59,6 +58,9 @@ class Settings:
     """Catalog alias (e.g. `phi-4-mini`) or id of the model to serve."""
     model_path: Path | None = None
     """A model folder of your own (ONNX Runtime GenAI format); served instead of `model`."""
+    embedding_model: str | None = None
+    """An embedding model (catalog alias or id, downloaded; or a model folder) the runtime serves
+    beside the chat model: the chat then finds passages of your files by meaning too (hybrid)."""
     base_url: str | None = field(default=None, metadata=_env("BASE_URL"))
     """Use this OpenAI-compatible endpoint as it is, and host no runtime (attach mode)."""
     api_key: str = field(default="local", metadata=_env("API_KEY"))
@@ -217,10 +219,8 @@ def _read_file(path: Path, notices: list[str]) -> dict[str, Any]:
 
 
 def _set_aside(path: Path, problem: str) -> str:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.broken-{stamp}")
     try:
-        path.replace(backup)
+        backup = set_aside(path)
     except OSError as error:
         return f"Settings file {path} {problem}, and could not be moved aside ({error}). Defaults are used."
     return f"Settings file {path} {problem}. It was kept as {backup}; defaults are used."

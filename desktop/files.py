@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,12 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def set_aside(path: Path) -> Path:
+    """Move a file that cannot be read out of the way, beside itself as `<name>.broken-<time>`, so
+    that nothing in it is lost; the new path. Raises OSError."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.broken-{stamp}")
+    path.replace(backup)
+    return backup

@@ -205,6 +205,8 @@ class TrayMenu:
         if not self.stack.has_chat:
             return None
         files = self.stack.status.files
+        if files is not None and files.busy and files.state == "embedding":
+            return f"Your files (reading {files.done:,} of {files.total:,} passages for meaning)"
         if files is not None and files.busy:
             return f"Your files (indexing {files.done:,} of {files.total:,})"
         return "Your files"

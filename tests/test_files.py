@@ -12,16 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from desktop.config import Settings
 from desktop.documents.index import DocumentIndex
 from desktop.documents.library import FileLibrary, IndexingStatus
 from desktop.documents.service import indexer_spec
 from desktop.paths import AppPaths
 from desktop.probe import wait_for
 from desktop.process import process_alive
+from desktop.runsecret import RunSecret
+from desktop.runtime.service import RuntimeClient, runtime_spec
+from desktop.runtime.status import RuntimeState
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
-from tests.conftest import not_private
+from tests.conftest import TinyModels, free_port, not_private
 from tests.support import corpus
 from tests.support.corpus import Fact
+from tests.support.tiny_embedder import build_embedding_model
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +201,92 @@ def test_the_apps_indexer_reads_an_added_folder_and_notices_changes(
     facts[0].path.unlink()
     assert wait_for(lambda: str(facts[0].path) not in [h.path for h in library.search(facts[0].question, 5)],
                     timeout_s=30)  # fmt: skip
+
+
+def test_with_an_embedding_model_passages_are_found_by_meaning_too(
+    tmp_path: Path, tiny_models: TinyModels
+) -> None:
+    """The runtime serves an embedding model beside the chat model; the app's indexer gives every
+    passage its vector; a search finds by meaning what no word of the query matches."""
+    embedder = build_embedding_model(tmp_path / "embedder", dim=256, synonyms={"automobile": "car"})
+    home = tmp_path / "app"
+    paths = AppPaths.under(home).create()
+    secret = RunSecret.create(paths.state_dir)
+    settings = Settings(model_path=tiny_models.alpha, embedding_model=str(embedder), runtime_port=free_port())
+    fast = RestartPolicy(probe_interval_s=0.2)
+    runtime = Supervisor(runtime_spec(settings, paths, secret), paths.log_dir, fast)
+    indexer = Supervisor(indexer_spec(paths, {}), paths.log_dir, fast)
+    folder = tmp_path / "notes"
+    facts = corpus.write_corpus(folder, count=50)
+    (folder / "garage.txt").write_text("Garage of Tolvern Lane\n\nOne small car.\n")
+    runtime.start()
+    indexer.start()
+    try:
+        client = RuntimeClient(paths.runtime_status_file, secret)
+        served = client.wait(lambda s: s.embedding_model_id is not None or bool(s.embeddings_problem), 60)
+        assert served.embedding_model_id == "embedder-generic-cpu:1", served.embeddings_problem
+        assert [m.alias for m in client.models()] == ["alpha"]  # not offered as a chat model
+
+        with DocumentIndex(paths.files_index_file) as index:
+            index.add(folder)
+            assert wait_for(lambda: index.counts()[0] == 51 and not index.count_missing_vectors(
+                "embedder-generic-cpu:1"), timeout_s=60), "not every passage got a vector"  # fmt: skip
+            assert index.search("automobile") == []  # no passage has the word
+
+        found = files_command(home, "search", "automobile", "--json")
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)[0]["path"] == str(folder / "garage.txt")
+        for fact in facts[::5]:  # what words found still goes to the model (the best 8 passages)
+            best = json.loads(files_command(home, "search", fact.question, "--limit", "8", "--json").stdout)
+            assert str(fact.path) in [hit["path"] for hit in best], fact.question
+    finally:
+        indexer.stop()
+        runtime.stop()
+
+
+def test_an_unreadable_index_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    index_file = AppPaths.under(tmp_path).files_index_file
+    index_file.parent.mkdir(parents=True)
+    index_file.write_bytes(b"not a database, but the user's only copy of something" * 100)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The kiln of Ostrava fires on Mondays.\n")
+
+    added = files_command(tmp_path, "add", str(folder))
+    assert added.returncode == 0, added.stderr
+    assert "the index could not be read; it was moved to" in added.stderr
+    assert added.stdout.splitlines()[-1].startswith("1 indexed,")
+    kept = list(index_file.parent.glob("index.sqlite3.broken-*"))
+    assert [path.read_bytes()[:15] for path in kept] == [b"not a database,"]
+    assert json.loads(files_command(tmp_path, "search", "kiln Ostrava", "--json").stdout)[0]["path"] == str(
+        folder / "a.txt"
+    )
+
+
+def test_an_embedding_model_that_is_not_there_leaves_the_chat_model_served(
+    tmp_path: Path, tiny_models: TinyModels
+) -> None:
+    paths = AppPaths.under(tmp_path / "app").create()
+    secret = RunSecret.create(paths.state_dir)
+    settings = Settings(
+        model_path=tiny_models.alpha,
+        embedding_model="no-such-embedder",
+        runtime_port=free_port(),
+        offline=True,
+    )
+    runtime = Supervisor(
+        runtime_spec(settings, paths, secret), paths.log_dir, RestartPolicy(probe_interval_s=0.2)
+    )
+    runtime.start()
+    try:
+        client = RuntimeClient(paths.runtime_status_file, secret)
+        status = client.wait(lambda s: bool(s.embeddings_problem), 60)
+        assert status.embeddings_problem == (
+            "The embedding model is not used: no-such-embedder is not a model folder, "
+            "nor a model downloaded before"
+        )
+        assert status.embeddings_url is None
+        ready = client.wait(lambda s: s.state is RuntimeState.READY, 60)
+        assert ready.model_alias == "alpha"
+    finally:
+        runtime.stop()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from desktop.chat.endpoint import LOCAL, REMOTE, Target
+from desktop.chat.grounding import may_receive_files
 from desktop.config import Settings
 from desktop.documents.service import indexer_spec
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
@@ -111,3 +113,13 @@ def test_use_my_files_answers_from_the_passage_and_cites_it_again_when_resumed(
     send(page, fact.question)
     wait_for_answer(page, REMOTE_ANSWER, count=2)
     assert remote.bodies[-1]["messages"][-1]["content"] == fact.question
+
+
+def test_passages_of_the_users_files_go_only_to_a_model_on_this_computer() -> None:
+    def target(where: str, base_url: str) -> Target:
+        return Target(where, base_url, "key", "model")
+
+    assert may_receive_files(target(LOCAL, "http://127.0.0.1:5282/v1"))
+    assert may_receive_files(target(REMOTE, "http://localhost:8080/v1"))  # a server of the user's own
+    assert not may_receive_files(target(REMOTE, "https://example.openai.azure.com/openai/v1"))
+    assert not may_receive_files(target(REMOTE, "http://192.168.1.20:8080/v1"))  # another computer

@@ -37,13 +37,13 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-_OPSET = 17
-_IR_VERSION = 8  # what opset 17 was released with; newer IR versions may outrun the runtime
+OPSET = 17
+IR_VERSION = 8  # what opset 17 was released with; newer IR versions may outrun the runtime
 _SEED = 0
 _MARGIN = 1000.0  # logit gap between the scripted token and every other token
-_EOS = "<|endoftext|>"
+EOS = "<|endoftext|>"
 _ASSISTANT = "<|assistant|>"
-_SPECIAL_TOKENS = (_EOS, "<|system|>", "<|user|>", _ASSISTANT, "<|end|>")
+SPECIAL_TOKENS = (EOS, "<|system|>", "<|user|>", _ASSISTANT, "<|end|>")
 # Always ends with the assistant marker, even without add_generation_prompt, because the
 # graph counts answer tokens from the last marker.
 _CHAT_TEMPLATE = (
@@ -51,14 +51,14 @@ _CHAT_TEMPLATE = (
     "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
     "{% endfor %}" + _ASSISTANT
 )
-_MODEL_FILE = "model.onnx"
+MODEL_FILE = "model.onnx"
 # MLP weights live beside the graph, as in real models: serializing, checking and saving a
 # small graph instead of an 80 MB protobuf makes the 20M-parameter build several times faster.
 _WEIGHTS_FILE = "model.onnx.data"
 
 
 @dataclass(frozen=True)
-class _Vocab:
+class Vocab:
     """Token table of one model and the token ids the graph scripts."""
 
     tokens: dict[str, int]
@@ -76,7 +76,7 @@ class _Vocab:
     @property
     def eos_id(self) -> int:
         """End of sequence: ends generation."""
-        return self.tokens[_EOS]
+        return self.tokens[EOS]
 
     @property
     def assistant_id(self) -> int:
@@ -111,13 +111,13 @@ def build_model(
     vocab = _make_vocab(answer)
     weights = _mlp_weights(vocab.size, width, depth)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_json(dest / "genai_config.json", _genai_config(vocab, context_length))
-    _write_json(dest / "tokenizer.json", _tokenizer_json(vocab))
-    _write_json(dest / "tokenizer_config.json", _tokenizer_config(context_length))
+    write_json(dest / "genai_config.json", genai_config(vocab, context_length))
+    write_json(dest / "tokenizer.json", tokenizer_json(vocab))
+    write_json(dest / "tokenizer_config.json", tokenizer_config(context_length))
     _write_weights(dest / _WEIGHTS_FILE, weights)
-    onnx.save_model(_make_model(vocab, endless=endless, weights=weights), dest / _MODEL_FILE)
+    onnx.save_model(_make_model(vocab, endless=endless, weights=weights), dest / MODEL_FILE)
     # By path, so that the checker finds the weights file next to the graph.
-    onnx.checker.check_model(dest / _MODEL_FILE)
+    onnx.checker.check_model(dest / MODEL_FILE)
     return dest
 
 
@@ -127,7 +127,7 @@ def parameter_count(dest: Path) -> int:
     Only float matrices count: scalars and the integer answer tables are bookkeeping, so
     the default model, which has no MLP, counts 0.
     """
-    model = onnx.load_model(dest / _MODEL_FILE, load_external_data=False)
+    model = onnx.load_model(dest / MODEL_FILE, load_external_data=False)
     return sum(
         int(np.prod(tensor.dims))
         for tensor in model.graph.initializer
@@ -139,7 +139,7 @@ def _check_arguments(answer: str, width: int, depth: int, context_length: int) -
     """Reject what would make a model that cannot say ``answer`` or cannot load."""
     if not answer:
         raise ValueError("answer must not be empty")
-    if any(special in answer for special in _SPECIAL_TOKENS):
+    if any(special in answer for special in SPECIAL_TOKENS):
         raise ValueError("answer must not contain a chat marker such as <|end|>")
     if width < 0 or depth < 0:
         raise ValueError("width and depth must not be negative")
@@ -154,7 +154,7 @@ def _split_answer(answer: str) -> list[str]:
     return re.findall(r"\s*\S+|\s+", answer)
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
     """GPT-2's printable stand-in for each byte, as byte-level BPE tokenizers expect."""
     printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
     symbols: dict[int, str] = {byte: chr(byte) for byte in printable}
@@ -164,9 +164,9 @@ def _byte_symbols() -> list[str]:
     return [symbols[byte] for byte in range(256)]
 
 
-def _make_vocab(answer: str) -> _Vocab:
+def _make_vocab(answer: str) -> Vocab:
     """Bytes first (so any prompt tokenizes), then the answer's words, then the markers."""
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     tokens = {symbol: index for index, symbol in enumerate(symbols)}
 
     def token_id(text: str) -> int:
@@ -177,12 +177,12 @@ def _make_vocab(answer: str) -> _Vocab:
     answer_ids = tuple(token_id(word) for word in words)
     first = words[0] if words[0][0].isspace() else " " + words[0]
     loop_ids = (token_id(first), *answer_ids[1:])
-    for special in _SPECIAL_TOKENS:
+    for special in SPECIAL_TOKENS:
         tokens.setdefault(special, len(tokens))
-    return _Vocab(tokens=tokens, answer_ids=answer_ids, loop_ids=loop_ids)
+    return Vocab(tokens=tokens, answer_ids=answer_ids, loop_ids=loop_ids)
 
 
-def _tokenizer_json(vocab: _Vocab) -> dict[str, Any]:
+def tokenizer_json(vocab: Vocab) -> dict[str, Any]:
     """Describe a byte-level BPE with no merges as a Hugging Face ``tokenizer.json``.
 
     Without merges a prompt tokenizes byte by byte, except that the runtime keeps a
@@ -200,7 +200,7 @@ def _tokenizer_json(vocab: _Vocab) -> dict[str, Any]:
             "normalized": False,
             "special": True,
         }
-        for special in _SPECIAL_TOKENS
+        for special in SPECIAL_TOKENS
     ]
     return {
         "version": "1.0",
@@ -225,13 +225,13 @@ def _tokenizer_json(vocab: _Vocab) -> dict[str, Any]:
     }
 
 
-def _tokenizer_config(context_length: int) -> dict[str, Any]:
+def tokenizer_config(context_length: int) -> dict[str, Any]:
     """Name the tokenizer class and chat template: without them the runtime cannot chat."""
     return {
         "tokenizer_class": "GPT2Tokenizer",
-        "bos_token": _EOS,
-        "eos_token": _EOS,
-        "unk_token": _EOS,
+        "bos_token": EOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
         "add_bos_token": False,
         "add_prefix_space": False,
         "clean_up_tokenization_spaces": False,
@@ -240,7 +240,7 @@ def _tokenizer_config(context_length: int) -> dict[str, Any]:
     }
 
 
-def _genai_config(vocab: _Vocab, context_length: int) -> dict[str, Any]:
+def genai_config(vocab: Vocab, context_length: int) -> dict[str, Any]:
     """ONNX Runtime GenAI settings: one layer, one KV head of size 1.
 
     ``past_present_share_buffer`` is off because the graph concatenates its cache itself
@@ -255,7 +255,7 @@ def _genai_config(vocab: _Vocab, context_length: int) -> dict[str, Any]:
             "context_length": context_length,
             "vocab_size": vocab.size,
             "decoder": {
-                "filename": _MODEL_FILE,
+                "filename": MODEL_FILE,
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
                 "head_size": 1,
                 "hidden_size": 1,
@@ -292,20 +292,20 @@ def _genai_config(vocab: _Vocab, context_length: int) -> dict[str, Any]:
     }
 
 
-def _make_model(vocab: _Vocab, *, endless: bool, weights: dict[str, NDArray[np.float32]]) -> onnx.ModelProto:
+def _make_model(vocab: Vocab, *, endless: bool, weights: dict[str, NDArray[np.float32]]) -> onnx.ModelProto:
     """Assemble the decoder: scripted logits, plus the MLP when there are weights for it."""
-    nodes, initializers = _script_nodes(vocab, endless=endless)
+    nodes, initializers = script_nodes(vocab, endless=endless)
     if weights:
         layers = [name for name in weights if name.startswith("layer_")]
         nodes += [*_mlp_nodes(layers), helper.make_node("Add", ["scripted", "mlp"], ["logits"])]
         initializers += _external_initializers(weights)
     else:
         nodes.append(helper.make_node("Identity", ["scripted"], ["logits"]))
-    graph = helper.make_graph(nodes, "tinymodel", _graph_inputs(), _graph_outputs(vocab.size), initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=_IR_VERSION)
+    graph = helper.make_graph(nodes, "tinymodel", graph_inputs(), graph_outputs(vocab.size), initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
 
 
-def _graph_inputs() -> list[onnx.ValueInfoProto]:
+def graph_inputs() -> list[onnx.ValueInfoProto]:
     """Declare what ONNX Runtime GenAI feeds a decoder (``attention_mask`` goes unused)."""
     cache: list[str | int] = ["batch", 1, "past", 1]
     return [
@@ -316,7 +316,7 @@ def _graph_inputs() -> list[onnx.ValueInfoProto]:
     ]
 
 
-def _graph_outputs(vocab_size: int) -> list[onnx.ValueInfoProto]:
+def graph_outputs(vocab_size: int) -> list[onnx.ValueInfoProto]:
     """Logits for every input position and the grown cache."""
     cache: list[str | int] = ["batch", 1, "total", 1]
     return [
@@ -326,7 +326,7 @@ def _graph_outputs(vocab_size: int) -> list[onnx.ValueInfoProto]:
     ]
 
 
-def _script_nodes(vocab: _Vocab, *, endless: bool) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def script_nodes(vocab: Vocab, *, endless: bool) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes that compute ``scripted``: logits choosing the next answer token.
 
     ``step`` (tokens since the last assistant marker) picks from ``table``: the answer,
@@ -447,6 +447,6 @@ def _write_weights(path: Path, weights: dict[str, NDArray[np.float32]]) -> None:
             array.astype("<f4", copy=False).tofile(handle)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write UTF-8 JSON, keeping non-ASCII token strings readable."""
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")

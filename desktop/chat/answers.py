@@ -22,8 +22,8 @@ from desktop.chat.conversation import ChatBackend, Conversation, Ending, footer,
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.grounding import Grounding
 from desktop.chat.streaming import AnswerStream
+from desktop.documents.embeddings import EmbeddingEndpoint
 from desktop.documents.index import Hit
-from desktop.loopback import on_this_computer
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class Asked:
         """The passages go to a model on this computer only: a remote one is asked without them."""
         if not self.passages:
             return self
-        if target.where != LOCAL and not on_this_computer(target.base_url):
+        if not grounding.may_receive_files(target):
             await say(f"Your files stay on this computer: {target.model} is asked without them.")
             return replace(self, passages=None)
         budget = grounding.source_budget(target.context_length, max_tokens)
@@ -210,7 +210,16 @@ async def passages_for(backend: ChatBackend, conversation: Conversation, questio
     """The passages of the user's files that match `question`, when the chat uses them."""
     if not conversation.use_files or backend.files is None:
         return None
-    hits = await asyncio.to_thread(backend.files.search, question, grounding.SEARCHED)
+    # By meaning too when the runtime serves an embedding model (the hosted one; not an attached endpoint).
+    status = None if backend.local.attached else backend.local.client.status()
+    endpoint = EmbeddingEndpoint.of(status)
+    hits = await asyncio.to_thread(backend.files.search, question, grounding.SEARCHED, endpoint)
+    indexing = backend.files.indexing()
+    if indexing is not None and indexing.busy and indexing.state == "indexing":
+        await say(
+            f"Your files are being indexed ({indexing.done:,} of {indexing.total:,}): "
+            "this answer uses those read so far."
+        )
     if not hits:
         if not await asyncio.to_thread(backend.files.sources):
             await say("No folder of yours is indexed yet: add one under **Your files**, then ask again.")

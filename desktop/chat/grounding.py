@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from desktop.chat import trimming
+from desktop.chat.endpoint import LOCAL, Target
 from desktop.documents.index import Hit
+from desktop.loopback import on_this_computer
 
 SEARCHED = 8
 """Passages looked at per question; the best that fit the budget are sent."""
@@ -37,6 +39,11 @@ class Grounding:
     """What is sent in place of the user's question."""
     citations: list[dict[str, Any]]
     """What the answer's message keeps: one entry per passage sent, numbered as in the prompt."""
+
+
+def may_receive_files(target: Target) -> bool:
+    """Whether passages of the user's files may go to `target`: a model on this computer only."""
+    return target.where == LOCAL or on_this_computer(target.base_url)
 
 
 def source_budget(context_length: int | None, max_tokens: int) -> int:

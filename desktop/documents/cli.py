@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from desktop import APP_NAME
+from desktop.documents.embeddings import EmbeddingEndpoint, Meaning, meaning_of
 from desktop.documents.index import DocumentIndex, Progress, Report, SourceRefused
 from desktop.paths import AppPaths
 
@@ -44,12 +45,21 @@ def main(argv: Sequence[str], paths: AppPaths, out: TextIO | None = None) -> int
     out = out or sys.stdout
     paths.create()
     with DocumentIndex(paths.files_index_file) as index:
+        if index.set_aside is not None:
+            print(
+                f"{APP_NAME} files: the index could not be read; it was moved to {index.set_aside} and a "
+                "new one started: add your folders again.",
+                file=sys.stderr,
+            )
         if options.command == "add":
             return add(index, options.paths, out)
         if options.command == "refresh":
             return finish_refresh(index, out)
         if options.command == "search":
-            return search(index, " ".join(options.query), options.limit, options.json, out)
+            # By meaning too while the app's runtime serves an embedding model.
+            query = " ".join(options.query)
+            meaning = meaning_of(query, EmbeddingEndpoint.published(paths.runtime_status_file))
+            return search(index, query, options.limit, options.json, out, meaning=meaning)
         if options.command == "list":
             return list_sources(index, options.json, out)
         return remove(index, options.paths, out)
@@ -88,8 +98,16 @@ def print_report(report: Report, out: TextIO) -> None:
     print(report.summary(), file=out)
 
 
-def search(index: DocumentIndex, query: str, limit: int, as_json: bool, out: TextIO) -> int:
-    hits = index.search(query, max(1, limit))
+def search(
+    index: DocumentIndex,
+    query: str,
+    limit: int,
+    as_json: bool,
+    out: TextIO,
+    *,
+    meaning: Meaning | None = None,
+) -> int:
+    hits = index.search(query, max(1, limit), meaning)
     if as_json:
         print(json.dumps([hit.to_json() for hit in hits], indent=2, ensure_ascii=False), file=out)
         return 0

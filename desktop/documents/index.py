@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import sqlite3
 import time
+from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from desktop import compat
+from desktop.documents.embeddings import CANDIDATES, Meaning, VectorSearch, fuse, sketch_bytes
 from desktop.documents.reading import SUFFIXES, Passage, Unreadable, read_passages
+from desktop.errors import FoundryDeskError
+from desktop.files import set_aside
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -47,12 +54,18 @@ INSERT INTO passages_fts(passages_fts, rank) VALUES ('automerge', 8);
 CREATE TRIGGER IF NOT EXISTS passages_added AFTER INSERT ON passages BEGIN
     INSERT INTO passages_fts(rowid, text) VALUES (new.id, new.text);
 END;
+CREATE TABLE IF NOT EXISTS vectors(
+    passage_id INTEGER PRIMARY KEY, model TEXT NOT NULL, sketch BLOB NOT NULL, vector BLOB NOT NULL);
 CREATE TRIGGER IF NOT EXISTS passages_removed AFTER DELETE ON passages BEGIN
     INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    DELETE FROM vectors WHERE passage_id = old.id;
 END;
 """
 CACHE_KB = 64 * 1024
 """SQLite's page cache while writing: the full-text index merges its segments in memory (+15 %)."""
+VECTORS_STALE_S = 5.0
+"""How old the sketches a search by meaning uses may be while the index changes (passages added
+meanwhile are found by words at once, by meaning within this time)."""
 BATCH_S = 0.5
 """A refresh commits at least this often: others see its progress, and wait little for the lock."""
 STOP_WORDS = frozenset(
@@ -190,7 +203,17 @@ class OnDisk:
     mtime_ns: int
 
 
-class SourceRefused(Exception):
+@dataclass(frozen=True)
+class CachedVectors:
+    """The sketches of one model's vectors as read at `version` of the index."""
+
+    model: str
+    version: tuple[int, int]
+    read_at: float
+    search: VectorSearch
+
+
+class SourceRefused(FoundryDeskError, ValueError):
     """A path that cannot be added or removed; the message says why."""
 
 
@@ -199,12 +222,30 @@ class DocumentIndex:
 
     def __init__(self, database: Path) -> None:
         self.database = database
+        self.set_aside: Path | None = None
+        """Where an index that SQLite could not read was moved (it was started afresh)."""
+        self._vectors: CachedVectors | None = None
         database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(database, timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
-        self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as error:  # not a database, or damaged: nothing in it is lost
+            log.warning("the index %s cannot be read (%s): starting a new one", database, error)
+            self.set_aside = set_aside(database)
+            for end in ("-wal", "-shm"):
+                database.with_name(database.name + end).unlink(missing_ok=True)
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.database, timeout=60.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
+            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -318,11 +359,14 @@ class DocumentIndex:
         progress: Callable[[Progress], None] | None = None,
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        pause: Callable[[], None] = lambda: None,
     ) -> Report:
         """Bring the index in line with the files on disk; only what changed is read. Waits for
-        another process's refresh to end first (its work is then not done again)."""
+        another process's refresh to end first (its work is then not done again). `pause` is
+        called between batches, with nothing locked: it may wait (the app's indexer waits there
+        while the model answers)."""
         with self._refresh_lock():
-            return Refresh(self, progress, should_stop).run()
+            return Refresh(self, progress, should_stop, pause).run()
 
     @contextlib.contextmanager
     def _refresh_lock(self) -> Iterator[None]:
@@ -331,10 +375,65 @@ class DocumentIndex:
                 time.sleep(0.2)  # another process refreshes: files it reads are not read twice
             yield
 
+    # -- vectors (embeddings.py) ---------------------------------------------------------------
+
+    def missing_vectors(self, model: str, limit: int) -> list[tuple[int, str]]:
+        """Passages that have no vector of `model` yet: (id, text)."""
+        return self._db.execute(
+            "SELECT p.id, p.text FROM passages p LEFT JOIN vectors v ON v.passage_id = p.id "
+            "WHERE v.passage_id IS NULL OR v.model != ? LIMIT ?",
+            (model, limit),
+        ).fetchall()
+
+    def count_missing_vectors(self, model: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM passages p LEFT JOIN vectors v ON v.passage_id = p.id "
+                "WHERE v.passage_id IS NULL OR v.model != ?",
+                (model,),
+            ).fetchone()[0]
+        )
+
+    def store_vectors(self, model: str, vectors: list[tuple[int, array[float]]]) -> None:
+        """Keep the vectors of passages (those removed meanwhile are left out)."""
+        with self._write():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors SELECT ?, ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM passages WHERE id = ?)",
+                [
+                    (passage_id, model, sketch_bytes(vector), vector.tobytes(), passage_id)
+                    for passage_id, vector in vectors
+                ],
+            )
+
+    def _vector_search(self, model: str) -> VectorSearch:
+        """The sketches of `model`'s vectors: read again when the index changed, at most every
+        `VECTORS_STALE_S` (the indexer commits twice a second while it embeds)."""
+        cached = self._vectors
+        if cached is not None and cached.model == model:
+            if time.monotonic() - cached.read_at < VECTORS_STALE_S:
+                return cached.search
+            if cached.version == (self.changes_seen(), self._db.total_changes):
+                return cached.search
+        version = (self.changes_seen(), self._db.total_changes)
+        rows = self._db.execute("SELECT passage_id, sketch FROM vectors WHERE model = ?", (model,)).fetchall()
+        self._vectors = CachedVectors(model, version, time.monotonic(), VectorSearch(rows))
+        return self._vectors.search
+
+    def _vectors_of(self, passage_ids: list[int]) -> dict[int, array[float]]:
+        places = ", ".join("?" * len(passage_ids))
+        rows = self._db.execute(
+            f"SELECT passage_id, vector FROM vectors WHERE passage_id IN ({places})", passage_ids
+        )
+        return {passage_id: array("f", blob) for passage_id, blob in rows}
+
     # -- searching -----------------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 10) -> list[Hit]:
-        """The passages that best match `query` (BM25), best first."""
+    def search(self, query: str, limit: int = 10, meaning: Meaning | None = None) -> list[Hit]:
+        """The passages that best match `query`, best first: by BM25, or, with `meaning` (the
+        query's vector and the model that made it), by BM25 and by meaning, fused."""
+        if meaning is not None:
+            return self._hybrid_search(query, limit, meaning)
         expression = match_expression(query)
         if not expression:
             return []
@@ -349,6 +448,21 @@ class DocumentIndex:
             (expression, limit),
         )
         return [hit_of(row) for row in rows]
+
+    def _hybrid_search(self, query: str, limit: int, meaning: Meaning) -> list[Hit]:
+        by_words = [hit.passage_id for hit in self.search(query, CANDIDATES)]
+        nearest = self._vector_search(meaning.model).nearest(meaning.vector, self._vectors_of)
+        by_meaning = [passage_id for passage_id, _ in nearest]
+        best = dict(fuse(by_words, by_meaning)[:limit])
+        if not best:
+            return []
+        rows = self._db.execute(
+            "SELECT f.path, 0.0, p.text, p.page, p.first_line, p.last_line, p.id FROM passages p "
+            f"JOIN files f ON f.id = p.file_id WHERE p.id IN ({', '.join('?' * len(best))})",
+            list(best),
+        ).fetchall()
+        hits = [replace(hit_of(row), score=best[row[-1]]) for row in rows]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)
 
 
 def hit_of(row: tuple[str, float, str, int | None, int | None, int | None, int]) -> Hit:
@@ -402,11 +516,13 @@ class Refresh:
         index: DocumentIndex,
         progress: Callable[[Progress], None] | None,
         should_stop: Callable[[], bool],
+        pause: Callable[[], None],
     ) -> None:
         self.index = index
         self.db = index._db
         self.progress = progress or (lambda _: None)
         self.should_stop = should_stop
+        self.pause = pause
         self.report = Report()
 
     def run(self) -> Report:
@@ -459,6 +575,7 @@ class Refresh:
                 self._read_one(file, known.get(file.path), gone)
                 if time.monotonic() - committed_at >= BATCH_S:
                     self.db.execute("COMMIT")
+                    self.pause()
                     self.db.execute("BEGIN IMMEDIATE")
                     committed_at = time.monotonic()
             for _, file_id in gone.values():  # not found again under another name: deleted

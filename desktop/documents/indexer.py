@@ -5,7 +5,8 @@ It runs at the lowest CPU and disk priority, so reading thousands of files never
 the model is computing; and in a process of its own, so the tray and the chat never wait for it.
 It refreshes when it starts, when a watched folder changes (a file system watcher, watchdog),
 when the index changes under it (a folder added in the tray or the chat, Re-index, `foundry-desk
-files`), and every `RESCAN_S` in case the watcher missed something (a network drive).
+files`), and every `RESCAN_S` in case the watcher missed something (a network drive). When the
+runtime serves an embedding model, it then gives every new passage a vector (`embeddings.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from typing import Any
 import psutil
 
 from desktop import compat
+from desktop.documents.embeddings import EMBED_BATCH, EmbeddingEndpoint, EmbeddingFailed
 from desktop.documents.index import DocumentIndex, Progress, Report
 from desktop.documents.library import IndexingStatus
 from desktop.documents.reading import SUFFIXES
 from desktop.files import write_json_atomic
+from desktop.runtime.status import RuntimeState, read_status
 from desktop.signals import capture_signals
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,12 @@ QUIET_S = 1.0
 LOOK_S = 1.0
 """How often the index is asked whether another process changed it."""
 RESCAN_S = 600.0
+BUSY_CORES = 0.3
+"""The runtime counts as busy (answering) above this many cores of CPU."""
+BUSY_WAIT_S = 0.25
+EMBED_SAMPLE_S = 0.05
+"""Before each batch of passages to embed, the runtime is watched this long (it is idle between
+our own requests unless an answer runs)."""
 PUBLISH_S = 0.25
 """Progress is written at most this often."""
 
@@ -43,13 +52,14 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="foundry-desk files-indexer")
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--status-file", type=Path, required=True)
+    parser.add_argument("--runtime-status", type=Path, help="the runtime's status: its embedding model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lower_priority()
     stop = threading.Event()
     compat.exit_with_parent(os.getppid(), stop.set)
     with capture_signals(stop.set), DocumentIndex(args.index) as index:
-        Indexer(index, StatusWriter(args.status_file), stop).run()
+        Indexer(index, StatusWriter(args.status_file), stop, args.runtime_status).run()
     return 0
 
 
@@ -65,6 +75,57 @@ def lower_priority() -> None:
             process.ionice(psutil.IOPRIO_CLASS_IDLE)
     except (psutil.Error, OSError) as error:
         log.warning("could not lower the indexer's priority: %s", error)
+
+
+class RuntimeLoad:
+    """How busy the model runtime is: while it computes an answer, the indexer waits. Its lowest
+    priority is not enough on a 2-core laptop: the runtime leaves a core idle, the indexer takes
+    it, and the two share caches and memory bandwidth (answers were 12 % slower, measured)."""
+
+    def __init__(self, status_file: Path | None, stop: threading.Event) -> None:
+        self.status_file = status_file
+        self.stop = stop
+        self._process: psutil.Process | None = None
+        self._last: tuple[float, float] | None = None
+        """(wall clock, the runtime's CPU seconds) when last looked at."""
+
+    def wait_while_busy(self, sample_s: float = 0.0) -> None:
+        """Return once the runtime has been using less than `BUSY_CORES` (measured since the last
+        call, or over `sample_s` from now), or when the indexer must stop."""
+        if sample_s:
+            self._last = None
+            self._cpu_rate()
+            self.stop.wait(sample_s)
+        while not self.stop.is_set() and self._cpu_rate() >= BUSY_CORES:
+            self.stop.wait(BUSY_WAIT_S)
+
+    def _cpu_rate(self) -> float:
+        """Cores the runtime used since the last call (0 when it does not run)."""
+        process = self._runtime()
+        if process is None:
+            return 0.0
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            self._process = None
+            return 0.0
+        now, used = time.monotonic(), times.user + times.system
+        last, self._last = self._last, (now, used)
+        if last is None or now - last[0] <= 0:
+            return 0.0
+        return (used - last[1]) / (now - last[0])
+
+    def _runtime(self) -> psutil.Process | None:
+        status = read_status(self.status_file) if self.status_file else None
+        if status is None or status.state in (RuntimeState.STOPPED, RuntimeState.FAILED):
+            self._process = None
+            return None
+        if self._process is None or self._process.pid != status.pid:
+            try:
+                self._process, self._last = psutil.Process(status.pid), None
+            except psutil.Error:
+                return None
+        return self._process
 
 
 class StatusWriter:
@@ -94,10 +155,16 @@ class StatusWriter:
 class Indexer:
     """Refresh, then wait for a reason to refresh again, until stopped."""
 
-    def __init__(self, index: DocumentIndex, status: StatusWriter, stop: threading.Event) -> None:
+    def __init__(
+        self, index: DocumentIndex, status: StatusWriter, stop: threading.Event, runtime_status: Path | None
+    ) -> None:
         self.index = index
         self.status = status
         self.stop = stop
+        self.runtime_status = runtime_status
+        self.embedded_with: EmbeddingEndpoint | None = None
+        """The embedding model the index's vectors are complete for (None: none served)."""
+        self.runtime_load = RuntimeLoad(runtime_status, stop)
         self.changed = threading.Event()
         self.watcher = FolderWatcher(self.changed)
 
@@ -107,6 +174,7 @@ class Indexer:
             while not self.stop.is_set():
                 self.watcher.follow(self.index.source_paths())
                 self.refresh()
+                self.embed()
                 self.wait_for_a_change()
         finally:
             self.watcher.close()
@@ -116,12 +184,47 @@ class Indexer:
         report = self.index.refresh(
             lambda progress: self.status.write("indexing", progress, force=progress.done == 0),
             should_stop=self.stop.is_set,
+            pause=self.runtime_load.wait_while_busy,
         )
         self.status.summary = summary(report)
         self.status.write("ready")
         log.info("refreshed: %s", report.summary())
 
+    def embed(self) -> None:
+        """Give every passage a vector of the runtime's embedding model, when one is served: in
+        batches, with progress; passages added meanwhile are embedded after the next refresh."""
+        endpoint = self.endpoint()
+        self.embedded_with = None
+        if endpoint is None:
+            return
+        total, done = self.index.count_missing_vectors(endpoint.model), 0
+        while not self.stop.is_set():
+            self.runtime_load.wait_while_busy(sample_s=EMBED_SAMPLE_S)  # not busy with our own requests
+            batch = self.index.missing_vectors(endpoint.model, EMBED_BATCH)
+            if not batch:
+                break
+            self.status.write("embedding", Progress(done, total, ""), force=done == 0)
+            try:
+                vectors = endpoint.embed([text for _, text in batch])
+            except EmbeddingFailed as error:  # the runtime restarts, or the model went: later
+                log.warning("embedding passages failed: %s", error)
+                self.status.write("ready")
+                return
+            self.index.store_vectors(
+                endpoint.model, [(i, v) for (i, _), v in zip(batch, vectors, strict=True)]
+            )
+            done += len(batch)
+        self.embedded_with = endpoint
+        if total:
+            log.info("embedded %d passages with %s", done, endpoint.model)
+            self.status.write("ready")
+
+    def endpoint(self) -> EmbeddingEndpoint | None:
+        return EmbeddingEndpoint.published(self.runtime_status) if self.runtime_status else None
+
     def wait_for_a_change(self) -> None:
+        """Until a folder changes, the index changes under us, the runtime's embedding model
+        comes or goes, or it is time to rescan."""
         seen = self.index.changes_seen()
         deadline = time.monotonic() + RESCAN_S
         while not self.stop.is_set() and time.monotonic() < deadline:
@@ -130,7 +233,7 @@ class Indexer:
                     self.changed.clear()
                     self.stop.wait(QUIET_S)
                 return
-            if self.index.changes_seen() != seen:
+            if self.index.changes_seen() != seen or self.endpoint() != self.embedded_with:
                 return
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from desktop.documents.embeddings import EmbeddingEndpoint, meaning_of
 from desktop.documents.index import DocumentIndex, Hit, Source
 from desktop.files import read_json
 
@@ -19,7 +20,8 @@ class IndexingStatus:
     """What the app's indexer published last (`AppPaths.files_status_file`)."""
 
     state: str
-    """"starting", "indexing" (`done` of `total` files read), "ready" (watching for changes)."""
+    """"starting", "indexing" (`done` of `total` files read), "embedding" (`done` of `total`
+    passages given a vector), "ready" (watching for changes)."""
     done: int = 0
     total: int = 0
     current: str = ""
@@ -39,7 +41,7 @@ class IndexingStatus:
 
     @property
     def busy(self) -> bool:
-        return self.state == "indexing" and self.total > 0
+        return self.state in ("indexing", "embedding") and self.total > 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,9 +106,12 @@ class FileLibrary:
         with self._lock:
             self._open().request_refresh()
 
-    def search(self, query: str, limit: int) -> list[Hit]:
+    def search(self, query: str, limit: int, endpoint: EmbeddingEndpoint | None = None) -> list[Hit]:
+        """By words, and by meaning too when the runtime serves an embedding model (`endpoint`);
+        by words alone when it cannot embed the query now."""
+        meaning = meaning_of(query, endpoint)
         with self._lock:
-            return self._open().search(query, limit)
+            return self._open().search(query, limit, meaning)
 
     def is_indexed(self, path: str) -> bool:
         with self._lock:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.errors import FoundryDeskError
+
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}
@@ -28,7 +30,7 @@ MAX_PASSAGE_CHARS = 2000
 """A passage with no line break (a wall of text) is cut here, between words."""
 
 
-class Unreadable(Exception):
+class Unreadable(FoundryDeskError, ValueError):
     """The file cannot be indexed; the message says why, in words for the user."""
 
 

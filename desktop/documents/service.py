@@ -17,8 +17,11 @@ def indexer_spec(paths: AppPaths, env: dict[str, str]) -> ServiceSpec:
     """The indexer child; it is up once it has published a status with its pid."""
     status_file = paths.files_status_file
     command = self_command(
-        "files-indexer", "--index", str(paths.files_index_file), "--status-file", str(status_file)
-    )
+        "files-indexer",
+        "--index", str(paths.files_index_file),
+        "--status-file", str(status_file),
+        "--runtime-status", str(paths.runtime_status_file),
+    )  # fmt: skip
     return ServiceSpec(
         name=SERVICE_NAME,
         command=command,

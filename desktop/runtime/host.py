@@ -57,6 +57,10 @@ SWITCH_ENDING_S = 1.0
 """How long a request waits for a switch that is under way: one that has just published its
 result is about to end, and the request should not be refused for that; a download or a load
 goes on much longer, and then the request is refused (SwitchInProgress)."""
+CHAT_TASK = "chat-completion"
+EMBEDDINGS_TASK = "embeddings"
+"""The task a model folder is registered with: the runtime serves it on /chat/completions or on
+/embeddings (an embedding model needs a `hidden_states` output in its genai_config)."""
 BYO_SUFFIX = "-generic-cpu:1"
 """Own model folders are registered as `<folder name><BYO_SUFFIX>`; the alias is the folder name."""
 
@@ -79,6 +83,8 @@ class HostOptions:
     `download_alias`), and a select request (the user's choice) downloads it."""
     offline: bool = False
     """No network at all: nothing is downloaded, and the catalog is never asked (`catalog_off`)."""
+    embedding_model: str | None = None
+    """Loaded beside the chat model once that is served (never downloaded by the host)."""
 
     @property
     def catalog_off(self) -> str | None:
@@ -156,6 +162,8 @@ class RuntimeHost:
         self._upstream = Upstream()
         """Where the runtime's web service listens (a free port; the front is the endpoint)."""
         self._current: Candidate | None = None
+        self._embedder: Candidate | None = None
+        """The embedding model loaded beside the chat model; never unloaded by a switch."""
         self._initial = ""
         """The model the host started with; what a catalog retry looks for again."""
         self._catalog_known = threading.Event()
@@ -206,6 +214,8 @@ class RuntimeHost:
         else:
             # Off the main thread, so a stop request is seen at once even during a long download.
             self._in_background(self._look_for, self._initial)
+            if self.options.embedding_model:  # once the start's model is served (the switch lock)
+                threading.Thread(target=self._load_embedder, name="load-embedder", daemon=True).start()
             self._stop.wait()
             return 0
         finally:
@@ -233,7 +243,13 @@ class RuntimeHost:
         closer = threading.Thread(target=manager.close if manager else lambda: None, daemon=True)
         closer.start()
         closer.join(timeout_s)
-        self.publish(state=RuntimeState.STOPPED, message="The model runtime stopped", base_url=None)
+        self.publish(
+            state=RuntimeState.STOPPED,
+            message="The model runtime stopped",
+            base_url=None,
+            embeddings_url=None,
+            embedding_model_id=None,
+        )
         if closer.is_alive():
             log.warning("the runtime did not close within %.1f s; exiting anyway", timeout_s)
             os._exit(0)
@@ -245,6 +261,8 @@ class RuntimeHost:
         if manager is not None:
             manager.close()
         self._catalog_known = threading.Event()
+        self._embedder = None
+        self.publish(embedding_model_id=None, embeddings_url=None)
 
     def _publish_endpoint(self, front: ThreadingHTTPServer) -> None:
         """Publish the endpoint once the runtime behind the front runs: health checks it from then on."""
@@ -319,6 +337,8 @@ class RuntimeHost:
             (False, catalog),
         ):
             for model in models:
+                if getattr(model.info, "task", None) == EMBEDDINGS_TASK:
+                    continue  # not a chat model (`embedding_model`)
                 found.append(
                     {
                         "id": model.id,
@@ -379,6 +399,8 @@ class RuntimeHost:
             self.publish(state=RuntimeState.FAILED, message=f"The model runtime could not start: {error}")
             return
         self._look_for(self._initial)
+        if self.options.embedding_model:
+            self._load_embedder_now()
 
     def _in_background(self, work: Callable[..., None], *args: Any) -> None:
         """Run `work` (a switch) in a thread of its own, releasing the switch lock (which the
@@ -443,7 +465,36 @@ class RuntimeHost:
         self._catalog_known.set()
         return answered
 
-    def _find(self, name: str) -> Candidate | None:
+    def _load_embedder(self) -> None:
+        """Load the configured embedding model beside the chat model, if it is there: a folder, or
+        a catalog model downloaded before (never downloaded here: it is not what the user asked
+        the app to serve). Without it the index of the user's files is searched by words only."""
+        with self._switch_lock:
+            self._load_embedder_now()
+
+    def _load_embedder_now(self) -> None:
+        """`_load_embedder`, with the switch lock held."""
+        name = str(self.options.embedding_model)
+        if self._manager is None or self._stop.is_set():
+            return
+        try:
+            candidate = self._find(name, task=EMBEDDINGS_TASK)
+            if candidate is None:
+                raise ModelNotFound(f"{name} is not a model folder, nor a model downloaded before")
+            if not candidate.model.is_cached:
+                raise ModelNotFound(f"{candidate.model.alias} is not downloaded")
+            candidate.model.load()
+        except Exception as error:
+            self.publish(embeddings_problem=f"The embedding model is not used: {error}")
+            return
+        self._embedder = candidate
+        self.publish(
+            embedding_model_id=candidate.model.id,
+            embeddings_url=self._base_url(candidate),
+            embeddings_problem="",
+        )
+
+    def _find(self, name: str, task: str = CHAT_TASK) -> Candidate | None:
         from foundry_local_sdk import CatalogType, ModelInfoBuilder
 
         local = self._manager.get_catalog(CatalogType.LOCAL)
@@ -456,7 +507,7 @@ class RuntimeHost:
                 model = None
             if model is None:
                 with ModelInfoBuilder() as info:
-                    info.set_string_property("task", "chat-completion")
+                    info.set_string_property("task", task)
                     model = local.register_model(model_path=folder, model_id=model_id, metadata=info)
                 return Candidate(model, local=True, registered=True)
             return Candidate(model, local=True)
@@ -594,6 +645,7 @@ def parse_args(argv: Sequence[str]) -> HostOptions:
     parser.add_argument("--no-download", dest="allow_download", action="store_false")
     parser.add_argument("--ask-before-download", action="store_true")
     parser.add_argument("--offline", action="store_true")
+    parser.add_argument("--embedding-model")
     parser.add_argument("--log-level", choices=sorted(SDK_LOG_LEVELS), default="info")
     args = parser.parse_args(argv)
     return HostOptions(**vars(args))

@@ -46,6 +46,8 @@ def runtime_spec(
     )  # fmt: skip
     if settings.model_path is not None:
         command += ["--model-path", str(settings.model_path)]
+    if settings.embedding_model:
+        command += ["--embedding-model", settings.embedding_model]
     if not settings.allow_download:
         command.append("--no-download")
     if settings.offline:

@@ -55,6 +55,12 @@ class RuntimeStatus:
     it) or being downloaded (DOWNLOADING)."""
     download_size_mb: int | None = None
     """The size of `download_alias`'s download, as the catalog states it."""
+    embedding_model_id: str | None = None
+    """The embedding model loaded beside the chat model (`embedding_model`), once it is."""
+    embeddings_url: str | None = None
+    """OpenAI-compatible base URL (ends in /v1) whose /embeddings serves `embedding_model_id`."""
+    embeddings_problem: str = ""
+    """Why the configured embedding model is not served (the index is then searched by words only)."""
     pid: int = field(default_factory=os.getpid)
     updated_at: float = field(default_factory=time.time)
 

@@ -28,6 +28,7 @@ the end of text, a dummy KV cache), so ONNX Runtime GenAI loads it like any deco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,20 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.tinymodel import (
-    _EOS,
-    _IR_VERSION,
-    _MODEL_FILE,
-    _OPSET,
-    _SPECIAL_TOKENS,
-    _byte_symbols,
-    _genai_config,
-    _graph_inputs,
-    _graph_outputs,
-    _script_nodes,
-    _tokenizer_config,
-    _tokenizer_json,
-    _Vocab,
-    _write_json,
+    EOS,
+    IR_VERSION,
+    MODEL_FILE,
+    OPSET,
+    SPECIAL_TOKENS,
+    Vocab,
+    byte_symbols,
+    genai_config,
+    graph_inputs,
+    graph_outputs,
+    script_nodes,
+    tokenizer_config,
+    tokenizer_json,
+    write_json,
 )
 
 _SEED = 0
@@ -61,7 +62,9 @@ _MAX_WORD = 64  # characters that count in a word's hash; longer words are cut t
 _EPSILON = 1e-6  # added to every state, so that a text without words is not a zero vector
 
 
-def build_embedding_model(folder: Path, dim: int = 32, *, context_length: int = 4096) -> Path:
+def build_embedding_model(
+    folder: Path, dim: int = 32, *, context_length: int = 4096, synonyms: Mapping[str, str] | None = None
+) -> Path:
     """Write a bag-of-words embedding model of ``dim`` dimensions into ``folder``; return it.
 
     Args:
@@ -69,6 +72,9 @@ def build_embedding_model(folder: Path, dim: int = 32, *, context_length: int = 
         dim: Width of the vectors (``hidden_size``). Random vectors of 32 dimensions are about
             0.18 apart in cosine on average: enough to tell related from unrelated texts.
         context_length: Longest text in tokens (one per UTF-8 byte, plus the end of text).
+        synonyms: Words the model takes to mean another (ASCII, lowercase): ``{"automobile":
+            "car"}`` gives "automobile" the vector of "car", as a real embedding model would
+            bring them close. A search by words cannot see that; a search by meaning can.
     """
     if dim < 1:
         raise ValueError("dim must be positive")
@@ -76,24 +82,24 @@ def build_embedding_model(folder: Path, dim: int = 32, *, context_length: int = 
         raise ValueError("context_length must be at least 2")
     vocab = _byte_vocab()
     folder.mkdir(parents=True, exist_ok=True)
-    config = _genai_config(vocab, context_length)
+    config = genai_config(vocab, context_length)
     config["model"]["decoder"]["hidden_size"] = dim
     config["model"]["decoder"]["outputs"]["hidden_states"] = "hidden_states"
-    _write_json(folder / "genai_config.json", config)
-    _write_json(folder / "tokenizer.json", _tokenizer_json(vocab))
-    _write_json(folder / "tokenizer_config.json", _tokenizer_config(context_length))
-    onnx.save_model(_make_model(vocab, dim), folder / _MODEL_FILE)
-    onnx.checker.check_model(folder / _MODEL_FILE)
+    write_json(folder / "genai_config.json", config)
+    write_json(folder / "tokenizer.json", tokenizer_json(vocab))
+    write_json(folder / "tokenizer_config.json", tokenizer_config(context_length))
+    onnx.save_model(_make_model(vocab, dim, synonyms or {}), folder / MODEL_FILE)
+    onnx.checker.check_model(folder / MODEL_FILE)
     return folder
 
 
-def _byte_vocab() -> _Vocab:
+def _byte_vocab() -> Vocab:
     """One token per byte (id = byte value), then the chat markers; the model always says EOS."""
-    tokens = {symbol: index for index, symbol in enumerate(_byte_symbols())}
-    for special in _SPECIAL_TOKENS:
+    tokens = {symbol: index for index, symbol in enumerate(byte_symbols())}
+    for special in SPECIAL_TOKENS:
         tokens.setdefault(special, len(tokens))
-    eos = (tokens[_EOS],)
-    return _Vocab(tokens=tokens, answer_ids=eos, loop_ids=eos)
+    eos = (tokens[EOS],)
+    return Vocab(tokens=tokens, answer_ids=eos, loop_ids=eos)
 
 
 def _character_codes(vocab_size: int) -> NDArray[np.int64]:
@@ -106,30 +112,42 @@ def _character_codes(vocab_size: int) -> NDArray[np.int64]:
     return codes
 
 
-def _make_model(vocab: _Vocab, dim: int) -> onnx.ModelProto:
+def word_bucket(word: str) -> int:
+    """The row of the word-vector table that the graph's hash gives an ASCII word."""
+    powers = [pow(_RADIX, k, _PRIME) for k in range(_MAX_WORD)]
+    total = sum((ord(char.lower()) + 1) * powers[min(k, _MAX_WORD - 1)] for k, char in enumerate(word))
+    return (total % _PRIME) % _BUCKETS
+
+
+def _make_model(vocab: Vocab, dim: int, synonyms: Mapping[str, str]) -> onnx.ModelProto:
     """The tinymodel decoder (logits, KV cache) plus the ``hidden_states`` output."""
-    nodes, initializers = _script_nodes(vocab, endless=False)
+    nodes, initializers = script_nodes(vocab, endless=False)
     nodes.append(helper.make_node("Identity", ["scripted"], ["logits"]))
-    bag_nodes, bag_initializers = _bag_of_words_nodes(vocab.size, dim)
+    bag_nodes, bag_initializers = _bag_of_words_nodes(vocab.size, dim, synonyms)
     outputs = [
-        *_graph_outputs(vocab.size),
+        *graph_outputs(vocab.size),
         helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", "seq", dim]),
     ]
     graph = helper.make_graph(
-        nodes + bag_nodes, "tiny_embedder", _graph_inputs(), outputs, initializers + bag_initializers
+        nodes + bag_nodes, "tiny_embedder", graph_inputs(), outputs, initializers + bag_initializers
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], ir_version=_IR_VERSION)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
 
 
-def _bag_of_words_nodes(vocab_size: int, dim: int) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def _bag_of_words_nodes(
+    vocab_size: int, dim: int, synonyms: Mapping[str, str]
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes that compute ``hidden_states`` from ``input_ids``: at each token, the mean vector of
     the words that ended so far in its row. Works on the batch flattened to one stream of ``n``
     tokens; a word never spans two rows."""
     rng = np.random.default_rng(_SEED)
+    table = rng.standard_normal((_BUCKETS, dim)).astype(np.float32)
+    for word, meaning in synonyms.items():
+        table[word_bucket(word)] = table[word_bucket(meaning)]
     constants: dict[str, NDArray[Any]] = {
         "bw_codes": _character_codes(vocab_size),
         "bw_powers": np.array([pow(_RADIX, k, _PRIME) for k in range(_MAX_WORD)], np.int64),
-        "bw_table": rng.standard_normal((_BUCKETS, dim)).astype(np.float32),
+        "bw_table": table,
         "bw_epsilon": np.full(dim, _EPSILON, np.float32),
         "bw_flat": np.array([-1], np.int64),
         "bw_before_first": np.array([-1], np.int64),

@@ -112,10 +112,12 @@ export class FilesDialog {
 
   drawStatus(state) {
     const indexing = state.indexing;
-    const busy = indexing?.state === 'indexing';
+    const embedding = indexing?.state === 'embedding'; // passages given a vector (an embedding model)
+    const busy = indexing?.state === 'indexing' || embedding;
     const total = busy ? indexing.total || 0 : 0;
     let line = '';
-    if (busy && total) line = `Indexing ${count(indexing.done)} of ${plural(total, 'file')}…`;
+    if (embedding && total) line = `Reading ${count(indexing.done)} of ${plural(total, 'passage')} for meaning…`;
+    else if (busy && total) line = `Indexing ${count(indexing.done)} of ${plural(total, 'file')}…`;
     else if (busy) line = 'Looking for files…';
     else if (indexing?.state === 'starting') line = 'The indexer is starting…';
     else if (indexing?.summary) line = `Last indexing: ${indexing.summary}.`;
