@@ -76,22 +76,25 @@ def test_use_my_files_answers_from_the_passage_and_cites_it_again_when_resumed(
     page.keyboard.press("Escape")
 
     page.check("#use-files")
+    remote.answer = f"It is {fact.answer} [1]."  # as a model that follows the instruction to cite
     send(page, fact.question)
-    wait_for_answer(page, REMOTE_ANSWER)
+    wait_for_answer(page, remote.answer)
     wait_idle(page)
     sent = remote.bodies[-1]["messages"][-1]["content"]
     assert fact.answer in sent, "the passage that answers was not sent before the question"
     assert sent.rstrip().endswith(f"Question: {fact.question}")
     assert f"[1] {fact.path.name} (page {fact.page})" in sent
+    assert "[2] " in sent, "only one passage went before the question"
 
     answer = page.locator(ANSWER).last
-    first = answer.locator(".citation").first
-    assert first.inner_text().strip() == f"[1] {fact.path.name} · page {fact.page}"
-    first.click()
+    label = f"[1] {fact.path.name} · page {fact.page}"
+    assert answer.locator(".citation").all_inner_texts() == [label]  # the one the answer cites
+    answer.locator(".cite-marker", has_text="[1]").click()  # the [1] in the answer's text
     passage = page.locator("#passage")
     passage.wait_for(state="visible")
     assert fact.answer in passage.inner_text()
     page.keyboard.press("Escape")
+    passage.wait_for(state="hidden")
 
     refused = page.evaluate(
         """async () => (await fetch('/files/open', {
@@ -103,15 +106,16 @@ def test_use_my_files_answers_from_the_passage_and_cites_it_again_when_resumed(
     page.click("#new-chat")  # leave the chat, then resume it from history
     page.wait_for_url(f"{chat.url}/")
     page.locator("#thread-history [id^='thread-']").first.click()
-    wait_for_answer(page, REMOTE_ANSWER)
+    wait_for_answer(page, remote.answer)
     resumed = page.locator(ANSWER).last.locator(".citation").first
     resumed.wait_for()
-    assert resumed.inner_text().strip() == f"[1] {fact.path.name} · page {fact.page}"
+    assert resumed.inner_text().strip() == label
     assert page.is_checked("#use-files"), "the chat's Use my files was not kept with it"
 
     page.uncheck("#use-files")  # off: the question goes alone
+    remote.answer = REMOTE_ANSWER
     send(page, fact.question)
-    wait_for_answer(page, REMOTE_ANSWER, count=2)
+    wait_for_answer(page, REMOTE_ANSWER)
     assert remote.bodies[-1]["messages"][-1]["content"] == fact.question
 
 

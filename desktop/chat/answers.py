@@ -52,7 +52,8 @@ async def respond(
     # Routed by the user's newest message (Continue asks on behalf of the answer after it).
     prompt = next((turn["content"] for turn in reversed(conversation.turns) if turn["role"] == "user"), "")
     order = plan(backend.settings, prompt, backend.remote is not None)
-    asked = Asked(prompt, extra, await passages_for(backend, conversation, prompt))
+    # Continue goes on with an answer: the passages were before its question already.
+    asked = Asked(prompt, extra, None if extra else await passages_for(backend, conversation, prompt))
     problems: list[str] = []
     for where in order:
         fallback_left = where != order[-1]

@@ -16,7 +16,8 @@ from typing import TextIO
 
 from desktop import APP_NAME
 from desktop.documents.embeddings import EmbeddingEndpoint, Meaning, meaning_of
-from desktop.documents.index import DocumentIndex, Progress, Report, SourceRefused
+from desktop.documents.index import DocumentIndex, SourceRefused
+from desktop.documents.refresh import Progress, Report
 from desktop.paths import AppPaths
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from typing import Any
 import psutil
 
 from desktop import compat
-from desktop.documents.embeddings import EMBED_BATCH, EmbeddingEndpoint, EmbeddingFailed
-from desktop.documents.index import DocumentIndex, Progress, Report
+from desktop.documents.embeddings import EMBED_BATCH, MAX_EMBED_CHARS, EmbeddingEndpoint, EmbeddingFailed
+from desktop.documents.index import DocumentIndex
 from desktop.documents.library import IndexingStatus
 from desktop.documents.reading import SUFFIXES
+from desktop.documents.refresh import Progress, Report
 from desktop.files import write_json_atomic
 from desktop.runtime.status import RuntimeState, read_status
 from desktop.signals import capture_signals
@@ -41,6 +43,7 @@ RESCAN_S = 600.0
 BUSY_CORES = 0.3
 """The runtime counts as busy (answering) above this many cores of CPU."""
 BUSY_WAIT_S = 0.25
+EMBED_RETRY_S = 60.0
 EMBED_SAMPLE_S = 0.05
 """Before each batch of passages to embed, the runtime is watched this long (it is idle between
 our own requests unless an answer runs)."""
@@ -163,7 +166,9 @@ class Indexer:
         self.stop = stop
         self.runtime_status = runtime_status
         self.embedded_with: EmbeddingEndpoint | None = None
-        """The embedding model the index's vectors are complete for (None: none served)."""
+        """The embedding model the index's vectors were last made with (None: none served)."""
+        self.retry_embedding_at: float | None = None
+        """When to try embedding again after the runtime could not."""
         self.runtime_load = RuntimeLoad(runtime_status, stop)
         self.changed = threading.Event()
         self.watcher = FolderWatcher(self.changed)
@@ -192,9 +197,10 @@ class Indexer:
 
     def embed(self) -> None:
         """Give every passage a vector of the runtime's embedding model, when one is served: in
-        batches, with progress; passages added meanwhile are embedded after the next refresh."""
+        batches, with progress; passages added meanwhile are embedded after the next refresh.
+        When the runtime cannot (it restarts, the model went), it is tried again later."""
         endpoint = self.endpoint()
-        self.embedded_with = None
+        self.embedded_with, self.retry_embedding_at = endpoint, None
         if endpoint is None:
             return
         total, done = self.index.count_missing_vectors(endpoint.model), 0
@@ -205,18 +211,17 @@ class Indexer:
                 break
             self.status.write("embedding", Progress(done, total, ""), force=done == 0)
             try:
-                vectors = endpoint.embed([text for _, text in batch])
-            except EmbeddingFailed as error:  # the runtime restarts, or the model went: later
-                log.warning("embedding passages failed: %s", error)
-                self.status.write("ready")
-                return
+                vectors = embed_batch(endpoint, [text for _, text in batch])
+            except EmbeddingFailed as error:
+                log.warning("embedding passages failed (tried again in %.0f s): %s", EMBED_RETRY_S, error)
+                self.retry_embedding_at = time.monotonic() + EMBED_RETRY_S
+                break
             self.index.store_vectors(
                 endpoint.model, [(i, v) for (i, _), v in zip(batch, vectors, strict=True)]
             )
             done += len(batch)
-        self.embedded_with = endpoint
         if total:
-            log.info("embedded %d passages with %s", done, endpoint.model)
+            log.info("embedded %d of %d passages with %s", done, total, endpoint.model)
             self.status.write("ready")
 
     def endpoint(self) -> EmbeddingEndpoint | None:
@@ -235,6 +240,19 @@ class Indexer:
                 return
             if self.index.changes_seen() != seen or self.endpoint() != self.embedded_with:
                 return
+            if self.retry_embedding_at is not None and time.monotonic() >= self.retry_embedding_at:
+                return
+
+
+def embed_batch(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[array[float]]:
+    """The texts' vectors. One text the model refuses (longer than its context, say) fails its
+    whole batch: then each is asked alone, and one refused alone is asked with its start only."""
+    try:
+        return endpoint.embed(texts)
+    except EmbeddingFailed:
+        if len(texts) == 1:
+            return endpoint.embed([texts[0][: MAX_EMBED_CHARS // 4]])
+    return [embed_batch(endpoint, [text])[0] for text in texts]
 
 
 def summary(report: Report) -> str:

@@ -109,10 +109,9 @@ def pieces_of(line: str) -> Iterator[str]:
 
 
 def passage_of(lines: list[str], first: int, last: int, page: int | None) -> Passage:
-    text = "\n".join(line for line in lines if line).strip()
-    if page is not None:  # a PDF's lines are the extractor's, not the user's: the page says where
-        return Passage(text=text, page=page)
-    return Passage(text=text, first_line=first, last_line=last)
+    if page is not None:  # a PDF's lines are its layout's, not the user's: one paragraph, the page says where
+        return Passage(text=" ".join(line for line in lines if line).strip(), page=page)
+    return Passage(text="\n".join(line for line in lines if line).strip(), first_line=first, last_line=last)
 
 
 def pdf_passages(path: Path) -> list[Passage]:

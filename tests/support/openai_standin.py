@@ -24,6 +24,8 @@ class RemoteStandIn:
         self.requests: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         """The JSON of each chat request, in order."""
+        self.answer = REMOTE_ANSWER
+        """What it streams, word by word."""
         self.failure: tuple[int, str] | None = None
         """(status, message) to answer chat requests with instead of an answer."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -69,7 +71,7 @@ class RemoteStandIn:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for word in REMOTE_ANSWER.split(" "):
+                for word in standin.answer.split(" "):
                     self._event({"delta": {"content": word + " "}, "index": 0, "finish_reason": None})
                 self._event({"delta": {}, "index": 0, "finish_reason": "stop"})
                 self.wfile.write(b"data: [DONE]\n\n")

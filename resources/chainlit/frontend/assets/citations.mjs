@@ -27,6 +27,14 @@ export function citationsOf(metadata) {
     }));
 }
 
+/** The citations an answer's text refers to ([n]); all of them when it refers to none (a model
+ * that did not follow the instruction to cite still had them before the question). */
+export function citedIn(text, citations) {
+  const cited = new Set([...text.matchAll(MARKER)].map((match) => Number(match[1])));
+  const shown = citations.filter((citation) => cited.has(citation.n));
+  return shown.length ? shown : citations;
+}
+
 /** "[2] report.pdf · page 3" */
 export function citationLabel(citation) {
   return `[${citation.n}] ${citation.name}${citation.where ? ` · ${citation.where}` : ''}`;

@@ -9,7 +9,7 @@
 // answer, when it did not end by itself, offers what helps: Retry (its model's runtime stopped)
 // or Continue (it reached Max tokens). An answer made from the user's files lists its sources
 // under it (citations.mjs).
-import { citationsOf, linkMarkers, sourcesRow } from './citations.mjs';
+import { citationsOf, citedIn, linkMarkers, sourcesRow } from './citations.mjs';
 import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
@@ -260,7 +260,7 @@ export class Conversation {
       where.textContent = footer[1];
       content.append(where);
     }
-    this.drawSources(entry, citations);
+    this.drawSources(entry, step.streaming ? citations : citedIn(text, citations));
   }
 
   /** The row of sources under an answer, made again only when they change (a button keeps focus
