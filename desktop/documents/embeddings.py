@@ -13,19 +13,18 @@ The two rankings, by words (BM25) and by meaning, are fused by reciprocal rank (
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import math
 import operator
 import sys
 import urllib.error
-import urllib.request
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from desktop.errors import FoundryDeskError
+from desktop.probe import http_post_json
 from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
 
 log = logging.getLogger(__name__)
@@ -77,16 +76,9 @@ class EmbeddingEndpoint:
 
     def embed(self, texts: Sequence[str], timeout_s: float = 120.0) -> list[array[float]]:
         """One vector per text, in order. Raises EmbeddingFailed."""
-        body = json.dumps({"model": self.model, "input": [text[:MAX_EMBED_CHARS] for text in texts]})
-        request = urllib.request.Request(
-            f"{self.url}/embeddings",
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+        body = {"model": self.model, "input": [text[:MAX_EMBED_CHARS] for text in texts]}
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                answer = json.load(response)
+            answer = http_post_json(f"{self.url}/embeddings", body, timeout_s=timeout_s)
             data = sorted(answer["data"], key=operator.itemgetter("index"))
             vectors = [normalized(item["embedding"]) for item in data]
         except urllib.error.HTTPError as error:
