@@ -457,17 +457,7 @@ def test_a_resumed_chat_sends_the_whole_conversation_with_the_system_prompt(
 ) -> None:
     """Rules routing with every task type remote: the stand-in sees exactly what the model gets,
     with the temperature chosen in the chat before it was left and resumed."""
-    settings = Settings(
-        model="no-such-model",
-        allow_download=False,
-        runtime_port=free_port(),
-        remote_base_url=remote.base_url,
-        remote_model=REMOTE_MODEL,
-        routing="rules",
-        remote_tasks="chat,code,long",
-        system_prompt="Be brief.",
-        temperature=0.3,
-    )
+    settings = remote.answering_all(system_prompt="Be brief.", temperature=0.3)
     stack = ChatStack.start(tmp_path / "app", settings)
     try:
         stack.chat_ready()

@@ -26,7 +26,7 @@ from tests.support.chat_browser import (
     wait_for_answer,
     wait_idle,
 )
-from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
+from tests.support.openai_standin import REMOTE_ANSWER, RemoteStandIn
 from tests.support.webgpu_browser import CHROMIUM
 from tests.tinymodel import build_model
 
@@ -162,16 +162,7 @@ def test_a_runtime_error_is_shown_as_it_was_said_not_as_too_long(tmp_path: Path,
     )
     with RemoteStandIn() as remote:
         remote.failure = (500, said)
-        settings = Settings(
-            model="no-such-model",
-            allow_download=False,
-            runtime_port=free_port(),
-            remote_base_url=remote.base_url,
-            remote_model=REMOTE_MODEL,
-            routing="rules",
-            remote_tasks="chat,code,long",
-        )
-        stack = ChatStack.start(tmp_path / "app", settings)
+        stack = ChatStack.start(tmp_path / "app", remote.answering_all())
         try:
             stack.chat_ready()
             open_chat(page, stack.link())

@@ -14,13 +14,11 @@ from playwright.sync_api import Page
 
 from desktop.chat.endpoint import LOCAL, REMOTE, Target
 from desktop.chat.grounding import may_receive_files
-from desktop.config import Settings
 from desktop.documents.service import indexer_spec
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
-from tests.conftest import free_port
 from tests.support import corpus
 from tests.support.chat_browser import ANSWER, ChatStack, open_chat, send, wait_for_answer, wait_idle
-from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
+from tests.support.openai_standin import REMOTE_ANSWER, RemoteStandIn
 from tests.support.webgpu_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}")
@@ -36,16 +34,7 @@ def remote() -> Iterator[RemoteStandIn]:
 def stack(tmp_path: Path, remote: RemoteStandIn) -> Iterator[tuple[ChatStack, Supervisor]]:
     """The chat server with its endpoint on this computer (every message goes to the stand-in),
     and the app's indexer process."""
-    settings = Settings(
-        model="no-such-model",
-        allow_download=False,
-        runtime_port=free_port(),
-        remote_base_url=remote.base_url,
-        remote_model=REMOTE_MODEL,
-        routing="rules",
-        remote_tasks="chat,code,long",
-    )
-    chat = ChatStack.start(tmp_path / "app", settings, with_runtime=False)
+    chat = ChatStack.start(tmp_path / "app", remote.answering_all(), with_runtime=False)
     indexer = Supervisor(
         indexer_spec(chat.paths, {}), chat.paths.log_dir, RestartPolicy(probe_interval_s=0.2)
     )

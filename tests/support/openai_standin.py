@@ -13,7 +13,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from desktop.config import Settings
 from desktop.runtime.control import send_json
+from tests.conftest import free_port
 
 REMOTE_ANSWER = "Remote stand-in answering."
 REMOTE_MODEL = "remote-model"
@@ -35,6 +37,20 @@ class RemoteStandIn:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def answering_all(self, **more: Any) -> Settings:
+        """Settings under which the chat asks this stand-in for every message (rules routing with
+        every task type remote, no local model): it sees exactly what a model would get."""
+        return Settings(
+            model="no-such-model",
+            allow_download=False,
+            runtime_port=free_port(),
+            remote_base_url=self.base_url,
+            remote_model=REMOTE_MODEL,
+            routing="rules",
+            remote_tasks="chat,code,long",
+            **more,
+        )
 
     def __enter__(self) -> RemoteStandIn:
         self._thread.start()
