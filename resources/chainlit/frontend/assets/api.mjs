@@ -118,3 +118,25 @@ export function folderDialog() {
   const api = window.pywebview?.api;
   return typeof api?.choose_folder === 'function' ? () => api.choose_folder() : null;
 }
+
+/**
+ * Ask the window's folder dialog for a folder: its path goes in the path box `input` and to
+ * `use`; cancelled, the box gets the focus. `fail` says why the dialog did not open.
+ */
+export async function chooseFolderInto(input, use, fail) {
+  const choose = folderDialog();
+  if (!choose) return;
+  let folder;
+  try {
+    folder = await choose();
+  } catch (error) {
+    fail(`The folder dialog did not open (${error.message}).`);
+    return;
+  }
+  if (folder) {
+    input.value = folder;
+    await use(folder);
+  } else {
+    input.focus();
+  }
+}

@@ -3,7 +3,7 @@
 // for changes now; the dialog shows what the index holds, how far the indexer is, and the files
 // it could not read. While it is open it asks the chat server for the state (GET /files/state)
 // every second; closed, it asks nothing.
-import { ApiError, folderDialog } from './api.mjs';
+import { ApiError, chooseFolderInto, folderDialog } from './api.mjs';
 
 const POLL_MS = 1000;
 const CONFIRM_MS = 4000;
@@ -212,21 +212,7 @@ export class FilesDialog {
   }
 
   async choose() {
-    const choose = folderDialog();
-    if (!choose) return;
-    let folder;
-    try {
-      folder = await choose();
-    } catch (error) {
-      this.fail(`The folder dialog did not open (${error.message}).`);
-      return;
-    }
-    if (folder) {
-      this.path.value = folder;
-      await this.add(folder);
-    } else {
-      this.path.focus();
-    }
+    await chooseFolderInto(this.path, (folder) => this.add(folder), (message) => this.fail(message));
   }
 
   /** The first click asks ("Really remove?"), the second removes. */

@@ -3,7 +3,7 @@
 // model the runtime offers, or, offline, tries again once connected. The view asks the chat
 // server for the runtime's state (GET /setup/state) every second while it is shown, and now and
 // then otherwise, and goes away by itself once a model is ready.
-import { ApiError, folderDialog } from './api.mjs';
+import { ApiError, chooseFolderInto, folderDialog } from './api.mjs';
 
 const SHOWN_POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;
@@ -151,15 +151,7 @@ export class SetupView {
   }
 
   async chooseFolder() {
-    const choose = folderDialog();
-    if (!choose) return;
-    const folder = await choose();
-    if (folder) {
-      this.path.value = folder;
-      await this.useFolder(folder);
-    } else {
-      this.path.focus();
-    }
+    await chooseFolderInto(this.path, (folder) => this.useFolder(folder), (message) => this.fail(message));
   }
 
   async useFolder(path) {
