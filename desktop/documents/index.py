@@ -371,36 +371,37 @@ class DocumentIndex:
     def search(self, query: str, limit: int = 10, meaning: Meaning | None = None) -> list[Hit]:
         """The passages that best match `query`, best first: by BM25, or, with `meaning` (the
         query's vector and the model that made it), by BM25 and by meaning, fused."""
-        if meaning is not None:
-            return self._hybrid_search(query, limit, meaning)
-        expression = match_expression(query)
-        if not expression:
-            return []
-        # The best `limit` of the full-text index first, then their passages and files: joined
-        # before the sort, every matching passage's text would be read (3x slower at 20,000 files).
-        rows = self._db.execute(
-            "SELECT f.path, best.score, p.text, p.page, p.first_line, p.last_line, p.id FROM ("
-            "  SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
-            "  ORDER BY bm25(passages_fts) LIMIT ?"
-            ") AS best JOIN passages p ON p.id = best.rowid JOIN files f ON f.id = p.file_id "
-            "ORDER BY best.score DESC",
-            (expression, limit),
-        )
-        return [hit_of(row) for row in rows]
-
-    def _hybrid_search(self, query: str, limit: int, meaning: Meaning) -> list[Hit]:
-        by_words = [hit.passage_id for hit in self.search(query, CANDIDATES)]
+        if meaning is None:
+            return self._hits(self._best_by_words(query, limit))
+        by_words = list(self._best_by_words(query, CANDIDATES))
         nearest = self._vector_search(meaning.model).nearest(meaning.vector, self._vectors_of)
         by_meaning = [passage_id for passage_id, _ in nearest]
-        best = dict(fuse(by_words, by_meaning)[:limit])
-        if not best:
+        return self._hits(dict(fuse(by_words, by_meaning)[:limit]))
+
+    def _best_by_words(self, query: str, limit: int) -> dict[int, float]:
+        """The best `limit` passages by BM25 (id: score, best first), from the full-text index
+        alone: their text is read only for those that are shown (joined before the sort, every
+        matching passage's text would be read: 3x slower at 20,000 files)."""
+        expression = match_expression(query)
+        if not expression:
+            return {}
+        rows = self._db.execute(
+            "SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
+            "ORDER BY bm25(passages_fts) LIMIT ?",
+            (expression, limit),
+        )
+        return dict(rows.fetchall())
+
+    def _hits(self, scores: dict[int, float]) -> list[Hit]:
+        """The passages with these ids, with their files, best score first."""
+        if not scores:
             return []
         rows = self._db.execute(
             "SELECT f.path, 0.0, p.text, p.page, p.first_line, p.last_line, p.id FROM passages p "
-            f"JOIN files f ON f.id = p.file_id WHERE p.id IN ({', '.join('?' * len(best))})",
-            list(best),
+            f"JOIN files f ON f.id = p.file_id WHERE p.id IN ({', '.join('?' * len(scores))})",
+            list(scores),
         ).fetchall()
-        hits = [replace(hit_of(row), score=best[row[-1]]) for row in rows]
+        hits = [replace(hit_of(row), score=scores[row[-1]]) for row in rows]
         return sorted(hits, key=lambda hit: hit.score, reverse=True)
 
 
