@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -20,6 +21,8 @@ from desktop.signals import capture_signals
 
 INTERNAL_MODES = ("runtime-host", "chat-server", "window-host", "files-indexer")
 """Modes in which the app runs its own child processes (same executable, frozen or not)."""
+VERBS = {"files": "desktop.documents.cli", "compare": "desktop.compare.cli"}
+"""Commands of their own (`foundry-desk files …`), each a module with `main(argv, paths)`."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,10 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     paths = AppPaths.from_environment(os.environ)
     give_output_a_place(paths)
-    if args and args[0] == "files":
-        from desktop.documents import cli as files_cli
-
-        return files_cli.main(args[1:], paths)
+    if args and args[0] in VERBS:
+        verb: Any = importlib.import_module(VERBS[args[0]])
+        return int(verb.main(args[1:], paths))
     options = vars(build_parser().parse_args(args))
     answered = run_command(options, paths)
     if answered is not None:

@@ -14,14 +14,15 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 
 import chainlit as cl
-import httpx
 import openai
 
 from desktop.chat import chainlit_compat, grounding, trimming
-from desktop.chat.conversation import ChatBackend, Conversation, Ending, footer, say
+from desktop.chat.conversation import ChatBackend, ComparedSide, Conversation, Ending, footer, say
 from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.grounding import Grounding
 from desktop.chat.streaming import AnswerStream
+from desktop.compare.measure import Timing
+from desktop.completions import StreamEnd, stream_completion
 from desktop.documents.embeddings import EmbeddingEndpoint
 from desktop.documents.index import Hit
 
@@ -33,15 +34,9 @@ WAIT_READY_S = 60.0
 """How long a message waits for the local runtime to become ready (starting, restarting)."""
 CONTINUE_PROMPT = "Continue your last answer exactly where it stopped, without repeating any of it."
 """The request behind Continue (not shown, not stored)."""
-CONNECTION_LOST = (openai.APIConnectionError, httpx.TransportError)
-"""The model's connection went away: its runtime stopped, or the network did."""
-
-
-@dataclass
-class StreamEnd:
-    """Why the model's stream ended, as it said ("stop", "length"), once it has."""
-
-    finish_reason: str | None = None
+CONNECTION_LOST = openai.APIConnectionError
+"""The model's connection went away: its runtime stopped, or the network did (also mid-stream,
+see `desktop.completions`)."""
 
 
 async def respond(
@@ -246,7 +241,7 @@ def client_for(backend: ChatBackend, target: Target) -> openai.AsyncOpenAI:
     return client
 
 
-async def stream_answer(
+def stream_answer(
     backend: ChatBackend,
     target: Target,
     messages: list[trimming.Message],
@@ -254,29 +249,17 @@ async def stream_answer(
     temperature: float,
     *,
     end: StreamEnd,
+    count_usage: bool = False,
 ) -> AsyncGenerator[str, None]:
-    client = client_for(backend, target)
-    stream = await client.chat.completions.create(
-        model=target.model,
-        # The messages go as they are, in `extra_body` (which replaces `messages` in the request):
-        # the client would otherwise walk them against its type hints before sending, ~0.4 ms
-        # per message, only to copy them unchanged (17 ms for a 40-message chat).
-        messages=[],
-        extra_body={"messages": messages},
+    return stream_completion(
+        client_for(backend, target),
+        target.model,
+        messages,
         max_tokens=max_tokens,
         temperature=temperature,
-        stream=True,
+        end=end,
+        count_usage=count_usage,
     )
-    try:
-        async for chunk in stream:
-            if chunk.choices:
-                choice = chunk.choices[0]
-                if choice.finish_reason:
-                    end.finish_reason = choice.finish_reason
-                if choice.delta.content:
-                    yield choice.delta.content
-    finally:
-        await stream.close()  # closing the connection is what stops the model generating
 
 
 async def open_stream(
@@ -284,7 +267,9 @@ async def open_stream(
     target: Target,
     conversation: Conversation,
     asked: Asked,
+    *,
     end: StreamEnd,
+    count_usage: bool = False,
 ) -> tuple[AsyncGenerator[str, None], str, int]:
     """Start an answer that fits the context: the token stream, its first piece, and how many
     earlier messages were left out. Raises NoRoom, or the endpoint's errors."""
@@ -298,7 +283,9 @@ async def open_stream(
         raise NoRoom()
     messages, dropped, max_tokens = fitted.messages, fitted.dropped, fitted.max_tokens
     for _ in range(MAX_ATTEMPTS):
-        stream = stream_answer(backend, target, messages, max_tokens, conversation.temperature, end=end)
+        stream = stream_answer(
+            backend, target, messages, max_tokens, conversation.temperature, end=end, count_usage=count_usage
+        )
         try:
             return stream, await anext(stream), dropped
         except StopAsyncIteration:
@@ -321,24 +308,32 @@ async def open_stream(
     raise NoRoom()
 
 
-async def answer_with(backend: ChatBackend, target: Target, conversation: Conversation, asked: Asked) -> None:
-    """Stream an answer from `target` into a new message, which says how it ended. Raises
-    NoRoom, or openai errors raised before the first token."""
+async def answer_with(
+    backend: ChatBackend,
+    target: Target,
+    conversation: Conversation,
+    asked: Asked,
+    side: ComparedSide | None = None,
+) -> None:
+    """Stream an answer from `target` into a new message, which says how it ended. In Compare
+    mode (`side`) the answer is measured, and only the chat model's answer joins the
+    conversation. Raises NoRoom, or openai errors raised before the first token."""
     end = StreamEnd()
+    timing = Timing()
     asked = await asked.for_target(target, conversation.max_tokens)
-    stream, first, dropped = await open_stream(backend, target, conversation, asked, end)
+    stream, first, dropped = await open_stream(
+        backend, target, conversation, asked, end=end, count_usage=side is not None
+    )
     first_token = time.time()
+    if first:
+        timing.saw()
     if dropped:
         await say(
             f"This conversation is longer than {target.model} can read at once, so the "
             f"{dropped} oldest message{'s' if dropped != 1 else ''} were left out of this answer."
         )
     continued = asked.extra is not None and conversation.turns[-1]["role"] == "assistant"
-    metadata: dict[str, object] = {"answer": True, "where": target.where}
-    if continued:
-        metadata["continues"] = True
-    if asked.grounding is not None:
-        metadata["citations"] = asked.grounding.citations
+    metadata = answer_metadata(target, asked, continued, side)
     message = cl.Message(content="", metadata=metadata)
     # Not sent empty first: its first token shows it, and every write of it to the history is
     # ours, in order (Chainlit writes in background tasks that could race).
@@ -350,6 +345,7 @@ async def answer_with(backend: ChatBackend, target: Target, conversation: Conver
         await to_page.add(first)
         backend.history.first_words_sent(message.thread_id)
         async for token in stream:
+            timing.saw()
             await to_page.add(token)
         ending = Ending.CUT if end.finish_reason == "length" else Ending.DONE
     except CONNECTION_LOST:
@@ -357,30 +353,62 @@ async def answer_with(backend: ChatBackend, target: Target, conversation: Conver
     except openai.APIError as error:
         ending, failure = Ending.FAILED, str(error.message)
     finally:
+        timing.end()
         ended = time.time()  # the model's last token (or the end of waiting for it)
         with contextlib.suppress(Exception):
             await stream.aclose()  # at once, also when the user pressed Stop (task cancelled)
-        text = message.content
-        if continued:
-            conversation.turns[-1]["content"] += text
-        else:
-            conversation.turns.append({"role": "assistant", "content": text})
-        conversation.last_answer, conversation.last_ending = message.id, ending
+        text = to_page.settle()
+        if side is None or side.index == 0:  # the conversation goes on with the chat model's answer
+            keep(conversation, text, continued, message.id, ending)
         message.metadata = {**metadata, "ending": ending.value}
-        message.content += ending.note + footer(target)
+        if side is None:
+            message.content += ending.note + footer(target)
+        else:  # the numbers under it say where it was computed
+            message.metadata["compare"] = side.numbers(target, timing.run(side.name, "", text, end))
+            message.content += ending.note
         await asyncio.shield(to_page.end())
         await asyncio.shield(chainlit_compat.show_in_other_tabs(message))
         log.info(
             "answer %s in chat %s: %d characters from %s, first token at %.3f, %s at %.3f",
             message.id, message.thread_id, len(text), target.model, first_token, ending.value, ended,
         )  # fmt: skip
+    await say_how_it_ended(target, ending, failure, side)
+
+
+def answer_metadata(
+    target: Target, asked: Asked, continued: bool, side: ComparedSide | None
+) -> dict[str, object]:
+    """What an answer's message carries for the page and the history, besides how it ended."""
+    metadata: dict[str, object] = {"answer": True, "where": target.where}
+    if continued:
+        metadata["continues"] = True
+    if asked.grounding is not None:
+        metadata["citations"] = asked.grounding.citations
+    if side is not None:
+        metadata["compare"] = side.numbers(target)
+    return metadata
+
+
+def keep(conversation: Conversation, text: str, continued: bool, answer_id: str, ending: Ending) -> None:
+    """The answer joins the conversation (the next request's context), as the newest answer."""
+    if continued:
+        conversation.turns[-1]["content"] += text
+    else:
+        conversation.turns.append({"role": "assistant", "content": text})
+    conversation.last_answer, conversation.last_ending = answer_id, ending
+
+
+async def say_how_it_ended(target: Target, ending: Ending, failure: str, side: ComparedSide | None) -> None:
+    """After an answer that did not end by itself: what happened, and what to do."""
+    who = f"{side.name}: " if side is not None else ""
     if ending is Ending.INTERRUPTED:
-        who = (
+        lost = (
             "The model runtime stopped"
             if target.where == LOCAL
             else f"The connection to {target.base_url} was lost"
         )
         restarting = "; it is restarting" if target.where == LOCAL else ""
-        await say(f"{who} while answering{restarting}. Press Retry to ask again.")
+        again = " Press Retry to ask again." if side is None else " Send your message again."
+        await say(f"{who}{lost} while answering{restarting}.{again}")
     elif ending is Ending.FAILED:
-        await say(f"The answer was cut short: {failure}")
+        await say(f"{who}The answer was cut short: {failure}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import logging
 import threading
 import weakref
@@ -27,7 +26,7 @@ from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import ThreadDict
 
 from desktop.chat import chainlit_compat, trimming
-from desktop.chat.conversation import ChatBackend, Conversation, Ending, say, strip_footer
+from desktop.chat.conversation import ChatBackend, Conversation, Ending, say, step_metadata, strip_footer
 from desktop.chat.endpoint import LocalEndpoint
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState
@@ -47,19 +46,9 @@ def restore_settings(conversation: Conversation, saved: dict[str, Any]) -> None:
         low, high = MAX_TOKENS_RANGE
         conversation.max_tokens = min(max(int(saved.get("max_tokens", conversation.max_tokens)), low), high)
         conversation.use_files = bool(saved.get("use_files", conversation.use_files))
+        conversation.compare_with = str(saved.get("compare_with", conversation.compare_with) or "")
     except (TypeError, ValueError, OverflowError):
         log.warning("ignoring unreadable chat settings: %r", saved)
-
-
-def step_metadata(step: Any) -> dict[str, Any]:
-    """A stored step's metadata: SQLite gives it back as JSON text, other databases as a dict."""
-    metadata = step.get("metadata") or {}
-    if isinstance(metadata, str):
-        try:
-            metadata = json.loads(metadata)
-        except ValueError:
-            return {}
-    return metadata if isinstance(metadata, dict) else {}
 
 
 def conversation_from_thread(thread: ThreadDict) -> Conversation:
@@ -73,6 +62,8 @@ def conversation_from_thread(thread: ThreadDict) -> Conversation:
         if step.get("type") == "user_message":
             turns.append({"role": "user", "content": text})
         elif step.get("type") == "assistant_message" and metadata.get("answer"):
+            if compared_with(metadata):
+                continue  # the conversation goes on with the chat model's answers
             if metadata.get("continues") and turns and turns[-1]["role"] == "assistant":
                 turns[-1]["content"] += strip_footer(text)
             else:
@@ -80,6 +71,27 @@ def conversation_from_thread(thread: ThreadDict) -> Conversation:
             conversation.last_answer = step.get("id")
             conversation.last_ending = Ending.read(metadata.get("ending"))
     return conversation
+
+
+def compared_with(metadata: dict[str, Any]) -> bool:
+    """An answer of Compare mode from the model compared with (not the chat's own model)."""
+    compare = metadata.get("compare")
+    return isinstance(compare, dict) and compare.get("side") == 1
+
+
+def compare_choice(models: list[str], current: str | None, remote: str | None, chosen: str) -> Select:
+    """The setting "Compare with": off, another model of the runtime, or the remote model."""
+    items = {"Off": ""}
+    items.update({model: model for model in models if model != current})
+    if remote:
+        items[f"remote: {remote}"] = "remote"
+    return Select(
+        id="compare_with",
+        label="Compare with",
+        items=items,
+        initial_value=chosen if chosen in items.values() else "",
+        description="Each message is answered by both models at once, side by side, measured.",
+    )
 
 
 def install(backend: ChatBackend) -> Chat:
@@ -95,6 +107,7 @@ def install(backend: ChatBackend) -> Chat:
     )
     cl.action_callback("retry")(chat.retry)
     cl.action_callback("continue")(chat.continue_answer)
+    cl.action_callback("mark_better")(chat.mark_better)
     backend.history.on_delete = chat.thread_deleted
     return chat
 
@@ -179,6 +192,9 @@ class Chat:
                 step=16,
             ),
         ]
+        if len(models) > 1 or self.backend.remote is not None or conversation.compare_with:
+            remote = self.backend.remote.model if self.backend.remote is not None else None
+            widgets.append(compare_choice(models, current, remote, conversation.compare_with))
         if self.backend.files is not None:
             widgets.append(
                 Switch(
@@ -244,7 +260,12 @@ class Chat:
         from desktop.chat import answers  # imported after start, off the page's way (server.py)
 
         try:
-            answered = await answers.respond(self.backend, conversation)
+            if conversation.compare_with:
+                from desktop.chat import comparing
+
+                answered = await comparing.respond_compared(self.backend, conversation)
+            else:
+                answered = await answers.respond(self.backend, conversation)
         finally:  # no first words (no model, an error, Stop): the chat's writes need not wait
             self.backend.history.first_words_sent(message.thread_id)
             await asyncio.shield(self.after_answer(conversation))  # also after Stop
@@ -260,6 +281,13 @@ class Chat:
     async def continue_answer(self, action: cl.Action) -> None:
         """Go on with the newest answer, which stopped at the answer length."""
         await self.act_on_newest(action, "continue")
+
+    async def mark_better(self, action: cl.Action) -> None:
+        """Compare mode: the user marks which of two answers was better (or clears the mark)."""
+        from desktop.chat import comparing
+
+        better = bool((action.payload or {}).get("better", True))
+        await comparing.mark_better(self.history(), action.forId or "", better)
 
     async def act_on_newest(self, action: cl.Action, what: str) -> None:
         conversation = self.conversation()

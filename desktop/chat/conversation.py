@@ -6,6 +6,7 @@ and the chat's notices.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import chainlit as cl
 from desktop.chat import trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.store import ChatStore
+from desktop.compare.measure import Run, where_it_ran
 from desktop.config import Settings
 from desktop.documents.library import FileLibrary
 from desktop.runtime.service import RuntimeClient
@@ -78,6 +80,37 @@ class Conversation:
     """A model chosen while an answer was running: switched to once it ends."""
     use_files: bool = False
     """"Use my files": the passages of the user's files that match a question go before it."""
+    compare_with: str = ""
+    """Compare mode: the model (or "remote") that answers each message beside the chat's model;
+    empty: off."""
+
+
+@dataclass(frozen=True)
+class ComparedSide:
+    """One of the two answers to a message in Compare mode (`desktop.chat.comparing`)."""
+
+    group: str
+    """Shared by the two answers of one message."""
+    index: int
+    """0: the chat's own model, whose answer the conversation keeps; 1: the one compared with."""
+    name: str
+    """The model as the user chose it."""
+
+    def numbers(self, target: Target, run: Run | None = None) -> dict[str, Any]:
+        """What the answer's metadata says of it (the page draws it side by side, with its
+        numbers once `run` ended, and the chart of the chat's runs)."""
+        return {
+            "group": self.group,
+            "side": self.index,
+            "model": self.name,
+            "where": target.where,
+            "label": where_it_ran(target),
+            "ttft_ms": run.ttft_ms if run else None,
+            "tokens_per_s": run.tokens_per_s if run else None,
+            "output_tokens": run.output_tokens if run else None,
+            "total_ms": run.total_ms if run else None,
+            "better": False,
+        }
 
 
 class ChatBackend:
@@ -108,6 +141,17 @@ def strip_footer(text: str) -> str:
     for note in ENDING_NOTES:
         text = text.removesuffix(note)
     return text
+
+
+def step_metadata(step: Any) -> dict[str, Any]:
+    """A stored step's metadata: SQLite gives it back as JSON text, other databases as a dict."""
+    metadata = step.get("metadata") or {}
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 async def say(text: str) -> cl.Message:

@@ -1,4 +1,4 @@
-"""The runtime host: a child process that runs Foundry Local in-process and serves one model.
+"""The runtime host: a child process that runs Foundry Local in-process and serves its models.
 
 It serves the model endpoint on 127.0.0.1 on the pinned port (or a free one when that is busy; it
 never touches a server it did not start): the runtime's OpenAI-compatible web service, behind a
@@ -6,6 +6,11 @@ thin front that gives a request naming no answer length one that fits the model 
 It makes a model ready (your own model folder, a registered or cached model, or a catalog
 download with progress), and publishes every step to the status file and its control API. It
 exits when asked (SIGTERM/SIGINT) or when the app that started it is gone.
+
+Beside the chat model it can hold a second chat model, the companion, so that the user compares
+two models' answers to one prompt: the runtime holds both and streams from both at once. When the
+memory does not hold both, they take turns: one is loaded at a time (`companion_turn`). A model
+is unloaded only when neither the chat model, the companion nor the embedding model is it.
 
 With no model it stays up (NO_MODEL) and says whether the catalog answered and which model it
 could download: the desktop app asks the user first (`--ask-before-download`), then a select
@@ -40,11 +45,12 @@ from desktop.runtime.control import (
     OFFLINE_CATALOG,
     ModelNotFound,
     ModelUnusable,
+    NotNow,
     SwitchInProgress,
     serve_control,
 )
 from desktop.runtime.front import Upstream, answer_room, serve_front
-from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status, write_status
+from desktop.runtime.status import CompanionState, RuntimeState, RuntimeStatus, read_status, write_status
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,10 @@ EMBEDDINGS_TASK = "embeddings"
 /embeddings (an embedding model needs a `hidden_states` output in its genai_config)."""
 BYO_SUFFIX = "-generic-cpu:1"
 """Own model folders are registered as `<folder name><BYO_SUFFIX>`; the alias is the folder name."""
+MEMORY_MARGIN = 1.2
+"""A loaded model takes more memory than its files (the runtime's buffers, an answer's cache): the
+companion is loaded beside the chat model only when its files times this fit in the free memory."""
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class HostOptions:
     """No network at all: nothing is downloaded, and the catalog is never asked (`catalog_off`)."""
     embedding_model: str | None = None
     """Loaded beside the chat model once that is served (never downloaded by the host)."""
+    memory_mb: int | None = None
+    """The memory (MB) models may use, instead of what is free now: what decides whether the
+    companion fits beside the chat model (tests set it to provoke taking turns)."""
 
     @property
     def catalog_off(self) -> str | None:
@@ -141,6 +154,32 @@ def describe_device(model: Any) -> str:
     return ", ".join(providers) if providers else "CPU"
 
 
+def model_bytes(model: Any) -> int | None:
+    """The memory `model` needs, estimated as the size of its files (the weights are most of
+    it): those of its folder, else the catalog's download size; None when neither is known."""
+    try:
+        sizes = [path.stat().st_size for path in Path(model.get_path()).rglob("*") if path.is_file()]
+    except Exception:  # not downloaded, or the folder went away
+        sizes = []
+    if sizes:
+        return sum(sizes)
+    size_mb = model.info.file_size_mb
+    return size_mb * MB if size_mb else None
+
+
+def no_companion(message: str = "") -> dict[str, Any]:
+    """The status changes that say there is no companion."""
+    return {
+        "companion_state": CompanionState.NONE,
+        "companion_message": message,
+        "companion_model_id": None,
+        "companion_alias": None,
+        "companion_base_url": None,
+        "companion_context_length": None,
+        "companion_device": None,
+    }
+
+
 def byo_model_id(folder: Path) -> str:
     """The id under which a model folder of the user's own is registered."""
     name = re.sub(r"[^a-z0-9.-]+", "-", folder.resolve().name.lower()).strip("-.") or "model"
@@ -148,7 +187,8 @@ def byo_model_id(folder: Path) -> str:
 
 
 class RuntimeHost:
-    """Owns the Foundry Local manager of this process and the one model being served."""
+    """Owns the Foundry Local manager of this process and the models it serves: the chat model,
+    a companion beside it, and an embedding model."""
 
     def __init__(self, options: HostOptions, stop: threading.Event, secret: RunSecret) -> None:
         self.options = options
@@ -164,6 +204,13 @@ class RuntimeHost:
         self._current: Candidate | None = None
         self._embedder: Candidate | None = None
         """The embedding model loaded beside the chat model; never unloaded by a switch."""
+        self._companion: Candidate | None = None
+        """A second chat model, to compare answers; it may be the chat model itself."""
+        self._apart = ""
+        """Why the companion and the chat model are not loaded together (memory): one is loaded at a
+        time, and they take turns; "" when both are loaded."""
+        self._companion_turn = False
+        """Apart, the companion is loaded now and the chat model is not."""
         self._initial = ""
         """The model the host started with; what a catalog retry looks for again."""
         self._catalog_known = threading.Event()
@@ -185,7 +232,10 @@ class RuntimeHost:
             self._status = self._status.but(**changes)
             write_status(self.options.status_file, self._status)
             status = self._status
-        log.info("runtime %s %s", status.state.value, status.message)
+        if any(not name.startswith("companion_") for name in changes):
+            log.info("runtime %s %s", status.state.value, status.message)
+        if "companion_state" in changes or "companion_message" in changes:
+            log.info("companion %s %s", status.companion_state or "none", status.companion_message)
         return status
 
     def status_json(self) -> dict[str, Any]:
@@ -249,6 +299,7 @@ class RuntimeHost:
             base_url=None,
             embeddings_url=None,
             embedding_model_id=None,
+            **no_companion(),
         )
         if closer.is_alive():
             log.warning("the runtime did not close within %.1f s; exiting anyway", timeout_s)
@@ -262,7 +313,8 @@ class RuntimeHost:
             manager.close()
         self._catalog_known = threading.Event()
         self._embedder = None
-        self.publish(embedding_model_id=None, embeddings_url=None)
+        self._companion, self._apart, self._companion_turn = None, "", False
+        self.publish(embedding_model_id=None, embeddings_url=None, **no_companion())
 
     def _publish_endpoint(self, front: ThreadingHTTPServer) -> None:
         """Publish the endpoint once the runtime behind the front runs: health checks it from then on."""
@@ -272,11 +324,12 @@ class RuntimeHost:
         self.publish(service_url=service_url, message=f"Model runtime listening on {service_url}{note}")
 
     def _answer_room(self, model_id: str) -> int | None:
-        """The answer length the front fills in for `model_id`: known for the model served."""
-        current = self._current
-        if current is None or current.model.id != model_id:
-            return None
-        return answer_room(current.model.context_length)
+        """The answer length the front fills in for `model_id`: known for the chat model and the
+        companion."""
+        for served in (self._current, self._companion):
+            if served is not None and served.model.id == model_id:
+                return answer_room(served.model.context_length)
+        return None
 
     def _start_runtime(self) -> None:
         """Start the runtime and its web service, on a free port behind the front."""
@@ -329,6 +382,7 @@ class RuntimeHost:
         from foundry_local_sdk import CatalogType
 
         current = self._current.model.id if self._current else None
+        companion = self._companion.model.id if self._companion else None
         found: list[dict[str, Any]] = []
         listed = self.options.catalog_off is not None or self._catalog_known.is_set()
         catalog = self._manager.catalog.get_cached_models() if listed else []
@@ -346,6 +400,7 @@ class RuntimeHost:
                         "source": "local" if local else "catalog",
                         "cached": True,
                         "loaded": model.id == current,
+                        "companion": model.id == companion,
                     }
                 )
         return found
@@ -355,8 +410,26 @@ class RuntimeHost:
 
         This is the user's choice: a catalog model that is not downloaded is downloaded now.
         """
+        candidate = self._claim_model(name)
+        served = self._current is not None and candidate.model.id == self._current.model.id
+        if served and not self._companion_turn:  # (the companion's turn ends with a switch)
+            self.publish(state=RuntimeState.READY, message=f"{candidate.model.alias} is ready")
+            self._switch_lock.release()
+            return
+        # Published before the answer: the caller waits for a settled state newer than this one.
+        self.publish(state=RuntimeState.LOADING, message=f"Preparing {candidate.model.alias}")
+        self._in_background(self._make_ready, candidate, True)
+
+    def _claim(self) -> None:
+        """Take the switch lock: one switch, load or unload at a time. The caller releases it,
+        or hands it to `_in_background`."""
         if not self._switch_lock.acquire(timeout=SWITCH_ENDING_S):
             raise SwitchInProgress("A model is being prepared; try again when it is ready.")
+
+    def _claim_model(self, name: str) -> Candidate:
+        """Take the switch lock and find `name` (alias, id or folder); refused at once, with the
+        lock released, when it is unknown or unusable."""
+        self._claim()
         try:
             candidate = self._find(name)
         except Exception as error:  # e.g. a folder the runtime cannot register
@@ -368,21 +441,14 @@ class RuntimeHost:
         if candidate is None:
             self._switch_lock.release()
             raise ModelNotFound(self._not_found_message(name))
-        if self._current and candidate.model.id == self._current.model.id:
-            self.publish(state=RuntimeState.READY, message=f"{candidate.model.alias} is ready")
-            self._switch_lock.release()
-            return
-        # Published before the answer: the caller waits for a settled state newer than this one.
-        self.publish(state=RuntimeState.LOADING, message=f"Preparing {candidate.model.alias}")
-        self._in_background(self._make_ready, candidate, True)
+        return candidate
 
     def retry_catalog(self) -> None:
         """Ask the model catalog again, e.g. once the user is back online, and look for the model
         the host started with again. The runtime asks the catalog once per start, so it is
         started afresh (on the same port). Only while no model is served: nothing is interrupted.
         """
-        if not self._switch_lock.acquire(timeout=SWITCH_ENDING_S):
-            raise SwitchInProgress("A model is being prepared; try again when it is ready.")
+        self._claim()
         if self._current is not None:
             self._switch_lock.release()
             return
@@ -554,9 +620,13 @@ class RuntimeHost:
                 return
         self.publish(state=RuntimeState.LOADING, message=f"Loading {model.alias}")
         previous, self._current = self._current, None
+        self._companion_turn = False  # a switch ends the companion's turn (one at a time)
         try:
-            if previous is not None:
-                unload(previous.model)  # first, so two big models never share the memory
+            # First, so two big models never share the memory; the companion stays, unless it
+            # only had its turn.
+            for old in (previous, self._companion):
+                if old is not None:
+                    self._unload_unused(old)
             model.load()
         except Exception as error:
             if candidate.registered:  # a folder that does not load is not offered again
@@ -564,6 +634,7 @@ class RuntimeHost:
             self._restore(previous, f"Could not load {model.alias}: {error}")
             return
         self._current = candidate
+        self._settle_companion()  # before READY: a switch has ended when both models are placed
         self.publish(
             state=RuntimeState.READY,
             message=f"{model.alias} is ready",
@@ -582,6 +653,7 @@ class RuntimeHost:
                 self._current = previous
             except Exception as error:
                 problem += f"; reloading {previous.model.alias} failed too: {error}"
+        self._settle_companion()
         self._refuse(problem)
 
     def _refuse(self, problem: str) -> None:
@@ -632,6 +704,237 @@ class RuntimeHost:
             service_url = self._status.service_url
         return f"{service_url}/catalogs/local/v1" if candidate.local else f"{service_url}/v1"
 
+    # -- the companion --------------------------------------------------------------------------
+
+    def load_companion(self, name: str) -> None:
+        """Hold `name` (alias, id or folder) beside the chat model, in place of the previous
+        companion. Raises at once if it is unknown, not downloaded, or there is no chat model;
+        loads in the background. Never downloads: choosing a model as the chat model does."""
+        candidate = self._claim_model(name)
+        current = self._current
+        if current is None:
+            self._switch_lock.release()
+            raise NotNow("No chat model is served yet: choose one first; the companion answers beside it.")
+        if not candidate.model.is_cached:
+            self._switch_lock.release()
+            alias = candidate.model.alias
+            raise ModelUnusable(
+                f"{alias} is not downloaded: download it first by choosing it as the chat model."
+            )
+        # Published before the answer: the caller waits for a settled state newer than this one.
+        self.publish(
+            companion_state=CompanionState.LOADING,
+            companion_message=f"Loading {candidate.model.alias} beside {current.model.alias}",
+        )
+        self._in_background(self._replace_companion, candidate)
+
+    def release_companion(self) -> None:
+        """Let the companion go: unloaded, unless the chat model or the embedding model is it."""
+        self._claim()
+        if self._companion is None:
+            self.publish(**no_companion())
+            self._switch_lock.release()
+            return
+        self.publish(companion_message=f"Releasing {self._companion.model.alias}")
+        self._in_background(self._release_companion)
+
+    def companion_turn(self, which: str) -> None:
+        """One at a time (`_apart`): load the chat model ("chat") or the companion ("companion")
+        and unload the other, in the background.
+
+        While the companion has its turn the chat model stays READY (it is the user's choice, and
+        its turn comes back at once when asked), but a request to it fails ("Model not loaded");
+        the status message says so."""
+        self._claim()
+        companion, current = self._companion, self._current
+        if companion is None or current is None or not self._apart:
+            self._switch_lock.release()
+            raise NotNow(self._no_turns())
+        to_companion = which == "companion"
+        if to_companion == self._companion_turn:
+            self.publish(companion_state=CompanionState.ONE_AT_A_TIME)
+            self._switch_lock.release()
+            return
+        incoming, outgoing = (companion, current) if to_companion else (current, companion)
+        self.publish(
+            companion_state=CompanionState.LOADING,
+            companion_message=f"Loading {incoming.model.alias} in place of {outgoing.model.alias}",
+        )
+        self._in_background(self._take_turn, to_companion)
+
+    def _no_turns(self) -> str:
+        """Why there are no turns to take."""
+        if self._companion is None or self._current is None:
+            return "There is no companion model: choose one first."
+        return (
+            f"{self._companion.model.alias} and {self._current.model.alias} are loaded together: "
+            "both answer at once, there are no turns to take."
+        )
+
+    def _replace_companion(self, candidate: Candidate) -> None:
+        self._drop_companion()
+        self._place_companion(candidate)
+
+    def _release_companion(self) -> None:
+        self._drop_companion()
+        self.publish(**no_companion())
+
+    def _drop_companion(self) -> None:
+        """Forget the companion: unloaded unless another role has it; if it had its turn, the chat
+        model is loaded again."""
+        previous, had_turn = self._companion, self._companion_turn
+        self._companion, self._apart, self._companion_turn = None, "", False
+        if previous is not None:
+            self._unload_unused(previous)
+        current = self._current
+        if not had_turn or current is None:
+            return
+        try:
+            current.model.load()
+        except Exception as error:
+            self._current = None
+            self._no_model(f"Could not load {current.model.alias} again: {error}")
+            return
+        self.publish(message=f"{current.model.alias} is ready")
+
+    def _place_companion(self, candidate: Candidate) -> None:
+        """Load `candidate` beside the chat model when the memory holds both, else take turns;
+        nothing to load when it is the chat model."""
+        current = self._current
+        if current is not None and candidate.model.id == current.model.id:
+            self._companion = candidate
+            self._publish_companion(candidate)
+            return
+        too_big = self._too_big_beside(candidate)
+        if too_big:
+            self._companion, self._apart = candidate, too_big
+            self._publish_turn()
+            return
+        try:
+            candidate.model.load()
+        except Exception as error:
+            if candidate.registered:  # a folder that does not load is not offered again
+                self._forget(candidate)
+            problem = f"Could not load {candidate.model.alias}: {error}"
+            self.publish(**{**no_companion(problem), "companion_state": CompanionState.FAILED})
+            return
+        self._companion = candidate
+        self._publish_companion(candidate)
+
+    def _settle_companion(self) -> None:
+        """After a switch of the chat model: the companion stays. Loaded, it goes on answering
+        beside the new chat model; one at a time, it was unloaded, and may fit beside this one."""
+        companion = self._companion
+        if companion is None:
+            return
+        if self._apart:
+            self._companion, self._apart = None, ""
+            self._place_companion(companion)
+        else:
+            self._publish_companion(companion)
+
+    def _take_turn(self, to_companion: bool) -> None:
+        companion, current = self._companion, self._current
+        if companion is None or current is None:
+            return
+        incoming, outgoing = (companion, current) if to_companion else (current, companion)
+        self._companion_turn = to_companion
+        try:
+            self._unload_unused(outgoing)  # first: both do not fit
+            incoming.model.load()
+        except Exception as error:
+            self._companion_turn = not to_companion
+            problem = f"Could not load {incoming.model.alias}: {error}"
+            try:
+                outgoing.model.load()
+            except Exception as again:
+                problem += f"; reloading {outgoing.model.alias} failed too: {again}"
+            self.publish(companion_state=CompanionState.ONE_AT_A_TIME, companion_message=problem)
+            return
+        chat = current.model.alias
+        # The chat model stays READY (see `companion_turn`); its message says whether it waits.
+        waits = f"{chat} waits while {companion.model.alias} has its turn"
+        self._publish_turn(message=waits if to_companion else f"{chat} is ready")
+
+    def _publish_turn(self, **changes: Any) -> None:
+        """One at a time: why, and whose turn it is (with `changes` to the chat model's status)."""
+        companion, current = self._companion, self._current
+        if companion is None or current is None:
+            return
+        chat, other = current.model.alias, companion.model.alias
+        waiting, answering = (chat, other) if self._companion_turn else (other, chat)
+        self.publish(
+            companion_state=CompanionState.ONE_AT_A_TIME,
+            companion_message=f"{self._apart} Now {answering} answers; {waiting} waits its turn.",
+            **self._companion_fields(companion),
+            **changes,
+        )
+
+    def _publish_companion(self, companion: Candidate) -> None:
+        """The companion answers at once: beside the chat model, or as the chat model itself."""
+        alias = companion.model.alias
+        if self._current is not None and self._current.model.id == companion.model.id:
+            message = f"{alias} is the chat model too: it answers as both."
+        else:
+            chat = self._current.model.alias if self._current else "the chat model"
+            message = f"{alias} is loaded beside {chat}: both answer at once."
+        self.publish(
+            companion_state=CompanionState.READY,
+            companion_message=message,
+            **self._companion_fields(companion),
+        )
+
+    def _companion_fields(self, companion: Candidate) -> dict[str, Any]:
+        model = companion.model
+        return {
+            "companion_model_id": model.id,
+            "companion_alias": model.alias,
+            "companion_base_url": self._base_url(companion),
+            "companion_context_length": model.context_length,
+            "companion_device": describe_device(model),
+        }
+
+    def _too_big_beside(self, candidate: Candidate) -> str:
+        """Why `candidate` cannot be loaded beside the chat model (its files, with a margin, do
+        not fit in the free memory), or "" when it can or its size is not known."""
+        files = model_bytes(candidate.model)
+        if files is None:
+            return ""
+        need, free = int(files * MEMORY_MARGIN), self._free_bytes()
+        if need <= free:
+            return ""
+        alias = candidate.model.alias
+        chat = self._current.model.alias if self._current else "the chat model"
+        return (
+            f"{alias} and {chat} do not fit in memory together ({alias} needs about "
+            f"{-(-need // MB)} MB, {free // MB} MB are free): they answer one after the other."
+        )
+
+    def _free_bytes(self) -> int:
+        """The memory free for another model: what the system has available now, or, with
+        `memory_mb`, that budget less what the loaded models take."""
+        if self.options.memory_mb is None:
+            return int(psutil.virtual_memory().available)
+        loaded = {c.model.id: c.model for c in (self._current, self._embedder) if c is not None}
+        used = sum(model_bytes(model) or 0 for model in loaded.values())
+        return max(0, self.options.memory_mb * MB - used)
+
+    def _in_use(self) -> set[str]:
+        """The ids of the models that must stay loaded: the chat model (unless the companion has
+        its turn), the companion (unless it waits for its turn) and the embedding model."""
+        kept = [self._embedder]
+        if not self._companion_turn:
+            kept.append(self._current)
+        if not self._apart or self._companion_turn:
+            kept.append(self._companion)
+        return {candidate.model.id for candidate in kept if candidate is not None}
+
+    def _unload_unused(self, candidate: Candidate) -> None:
+        """Unload `candidate` unless a role still has it (`_in_use`); one model object may be the
+        chat model, the companion and the embedding model at once."""
+        if candidate.model.id not in self._in_use():
+            unload(candidate.model)
+
 
 def parse_args(argv: Sequence[str]) -> HostOptions:
     parser = argparse.ArgumentParser(prog=f"{APP_NAME} runtime-host")
@@ -646,6 +949,7 @@ def parse_args(argv: Sequence[str]) -> HostOptions:
     parser.add_argument("--ask-before-download", action="store_true")
     parser.add_argument("--offline", action="store_true")
     parser.add_argument("--embedding-model")
+    parser.add_argument("--memory-mb", type=int)
     parser.add_argument("--log-level", choices=sorted(SDK_LOG_LEVELS), default="info")
     args = parser.parse_args(argv)
     return HostOptions(**vars(args))

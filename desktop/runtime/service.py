@@ -15,7 +15,7 @@ from desktop.paths import AppPaths, self_command
 from desktop.probe import http_get_json, http_ok, http_post_json, wait_for
 from desktop.runrecord import RunRecord
 from desktop.runsecret import RunSecret
-from desktop.runtime.status import RuntimeState, RuntimeStatus, read_status
+from desktop.runtime.status import COMPANION_SETTLED, CompanionState, RuntimeState, RuntimeStatus, read_status
 from desktop.supervisor import RestartPolicy, ServiceSpec, ServiceState, Supervisor
 
 SERVICE_NAME = "runtime"
@@ -121,6 +121,9 @@ class ModelEntry:
     source: str
     """"local" (a folder of your own) or "catalog" (downloaded from the Foundry catalog)."""
     loaded: bool
+    """It is the chat model."""
+    companion: bool = False
+    """It is the companion (`RuntimeClient.load_companion`)."""
 
 
 class RuntimeRequestError(FoundryDeskError, RuntimeError):
@@ -148,7 +151,10 @@ class RuntimeClient:
             data = http_get_json(f"{self._control_url()}/models", timeout_s=10.0, headers=self._headers)
         except (OSError, ValueError) as error:
             raise RuntimeRequestError(f"The model runtime is not answering ({error}).") from None
-        return [ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"])) for m in data["data"]]
+        return [
+            ModelEntry(m["id"], m["alias"], m["source"], bool(m["loaded"]), bool(m.get("companion")))
+            for m in data["data"]
+        ]
 
     def select(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
         """Switch the served model and wait until this switch has settled; returns its status."""
@@ -161,14 +167,45 @@ class RuntimeClient:
         """Ask for a switch (a download, when the model is not downloaded) without waiting for it;
         returns the status as it began. What the host published before (e.g. the end of its own
         start) is older: a wait for the switch's end compares with this one."""
-        begun = RuntimeStatus.from_json(self._post("/models/select", {"model": model}))
-        if begun is None:
-            raise RuntimeRequestError("The model runtime answered the switch with no status.")
-        return begun
+        return self._post_for_status("/models/select", {"model": model})
 
     def retry_catalog(self) -> None:
         """With no model served: the runtime asks the catalog again and looks for its model again."""
         self._post("/catalog/retry", {})
+
+    def load_companion(self, model: str, timeout_s: float = 60.0) -> RuntimeStatus:
+        """Hold `model` (alias, id or folder, downloaded) beside the chat model, in place of the
+        previous companion, and wait until that has settled: `companion_state` is "ready", or
+        "one-at-a-time" when memory does not hold both (see `companion_turn`), or "failed"."""
+        return self._settle_companion(self._post_for_status("/models/companion", {"model": model}), timeout_s)
+
+    def companion_turn(self, which: str, timeout_s: float = 60.0) -> RuntimeStatus:
+        """With one model at a time: load "chat" (the chat model) or "companion" and unload the
+        other; waits until it has settled."""
+        return self._settle_companion(
+            self._post_for_status("/models/companion/turn", {"model": which}), timeout_s
+        )
+
+    def release_companion(self, timeout_s: float = 60.0) -> None:
+        """Let the companion go (unloaded unless it is the chat model) and wait until it is gone."""
+        begun = self._post_for_status("/models/companion/release", {})
+        if begun.companion_state != CompanionState.NONE:
+            self.wait(lambda s: s.companion_state == CompanionState.NONE, timeout_s)
+
+    def _settle_companion(self, begun: RuntimeStatus, timeout_s: float) -> RuntimeStatus:
+        """Wait for the end of the companion request whose answer was `begun` (as `select` does)."""
+        if begun.companion_state in COMPANION_SETTLED:
+            return begun
+        return self.wait(
+            lambda s: s.companion_state in COMPANION_SETTLED and s.updated_at > begun.updated_at, timeout_s
+        )
+
+    def _post_for_status(self, route: str, body: dict[str, str]) -> RuntimeStatus:
+        """POST to a route that answers with the status as the request began."""
+        begun = RuntimeStatus.from_json(self._post(route, body))
+        if begun is None:
+            raise RuntimeRequestError(f"The model runtime answered {route} with no status.")
+        return begun
 
     def _post(self, route: str, body: dict[str, str]) -> Any:
         try:

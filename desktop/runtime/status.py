@@ -26,6 +26,23 @@ class RuntimeState(enum.Enum):
     STOPPED = "stopped"
 
 
+class CompanionState(enum.StrEnum):
+    """The companion's states (`RuntimeStatus.companion_state`): strings, so that the status file
+    stays plain JSON and a reader compares with either."""
+
+    NONE = ""
+    LOADING = "loading"
+    READY = "ready"
+    """Loaded beside the chat model (or the chat model itself): both answer at once."""
+    ONE_AT_A_TIME = "one-at-a-time"
+    """Memory does not hold both: one is loaded at a time, and they take turns."""
+    FAILED = "failed"
+
+
+COMPANION_SETTLED = frozenset({CompanionState.READY, CompanionState.ONE_AT_A_TIME, CompanionState.FAILED})
+"""Companion states that wait for the user rather than working towards READY."""
+
+
 @dataclass(frozen=True)
 class RuntimeStatus:
     """What the runtime is doing, and where to reach it."""
@@ -46,7 +63,8 @@ class RuntimeStatus:
     """Root URL of the model endpoint on its real port: the runtime's web service, behind the
     host's front (`front`)."""
     control_url: str | None = None
-    """The host's own routes: /health, /status, /models, /models/select, /catalog/retry."""
+    """The host's own routes: /health, /status, /models, /models/select, /models/companion (and
+    /release, /turn), /catalog/retry."""
     catalog_reachable: bool | None = None
     """Whether the model catalog answered (online, or from its copy on disk) when the host last
     looked for a model; None until it has looked. False means: offline, nothing can be downloaded."""
@@ -61,6 +79,21 @@ class RuntimeStatus:
     """OpenAI-compatible base URL (ends in /v1) whose /embeddings serves `embedding_model_id`."""
     embeddings_problem: str = ""
     """Why the configured embedding model is not served (the index is then searched by words only)."""
+    companion_state: str = CompanionState.NONE
+    """The second chat model held beside the chat model, to compare answers: "" (none), "loading",
+    "ready" (loaded beside it: both answer at once), "one-at-a-time" (memory does not hold both:
+    they take turns, see `/models/companion/turn`) or "failed" (`CompanionState`)."""
+    companion_message: str = ""
+    """What is happening to the companion ("Loading X beside Y") or its problem, for the user."""
+    companion_model_id: str | None = None
+    companion_alias: str | None = None
+    companion_base_url: str | None = None
+    """OpenAI-compatible base URL (ends in /v1) of the companion; the chat model's when they are
+    the same model."""
+    companion_context_length: int | None = None
+    """Tokens the companion can attend to (prompt and answer together)."""
+    companion_device: str | None = None
+    """Where the companion runs, as `device` says it for the chat model."""
     pid: int = field(default_factory=os.getpid)
     updated_at: float = field(default_factory=time.time)
 

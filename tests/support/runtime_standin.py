@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.runsecret import RunSecret
-from desktop.runtime.control import ModelNotFound, serve_control
+from desktop.runtime.control import ModelNotFound, NotNow, serve_control
 from desktop.runtime.status import RuntimeState, RuntimeStatus, write_status
 
 PROGRESS = 42.0
@@ -75,6 +75,15 @@ class OfferingRuntime:
 
     def retry_catalog(self) -> None:
         self.retries += 1
+
+    def load_companion(self, model: str) -> None:
+        raise NotNow("No chat model is served yet: choose one first.")
+
+    def release_companion(self) -> None:
+        pass
+
+    def companion_turn(self, which: str) -> None:
+        raise NotNow("There is no companion.")
 
     def finish(self) -> None:
         """Let the download end: the model is then ready."""

@@ -4,6 +4,7 @@
 // files" (the tray's "Add folder…" opens the window there).
 import { ChatApi } from './api.mjs';
 import { PassageDialog } from './citations.mjs';
+import { CompareChart } from './compare.mjs';
 import { Conversation } from './conversation.mjs';
 import { FilesDialog } from './files.mjs';
 import { markdownFragment } from './markdown.mjs';
@@ -19,6 +20,7 @@ const NARROW = window.matchMedia('(max-width: 760px)');
 const BLANK = /^[\s\p{Cf}\p{Cc}]*$/u; // nothing to send: spaces, zero-width and control characters
 const FILES_HASH = '#files';
 const USE_FILES = 'use_files'; // the chat setting the composer's "Use my files" shows (app.py)
+const COMPARE_WITH = 'compare_with'; // the chat setting of compare mode: "" (off) or what to compare with
 
 function element(id) {
   return document.getElementById(id);
@@ -46,13 +48,16 @@ class ChatPage {
     this.modelChip = element('model-chip');
     this.settingsButton = element('chat-settings-open-modal');
     this.useFiles = element('use-files');
+    this.compareChip = element('compare-chip');
     this.toasts = element('toasts');
     this.passage = new PassageDialog(element('passage'), this.api);
+    this.chart = new CompareChart(element('compare-chart'));
     this.conversation = new Conversation(
       element('messages'),
       element('welcome'),
-      (name, stepId) => this.session?.act(name, stepId, this.api),
+      (name, stepId, payload) => this.session?.act(name, stepId, this.api, payload),
       (citation) => this.passage.show(citation),
+      (runs) => this.chart.show(runs),
     );
     this.threads = new ThreadList(element('thread-history'), element('thread-search'), this.api, {
       open: (threadId) => this.go(threadId),
@@ -63,6 +68,7 @@ class ChatPage {
     this.settings = new SettingsDialog(element('settings-dialog'), element('settings-fields'), (values) => {
       this.session?.changeSettings(values);
       this.showUseFiles();
+      this.showCompareWith();
     });
     this.files = new FilesDialog(element('files'), this.api, () => this.filesClosed());
     this.setup = new SetupView(element('setup'), this.api, (shown) => this.showSetup(shown));
@@ -98,6 +104,7 @@ class ChatPage {
     this.settingsButton.addEventListener('click', () => this.settings.open());
     element('files-button').addEventListener('click', () => this.files.open());
     this.useFiles.addEventListener('change', () => this.settings.set(USE_FILES, this.useFiles.checked));
+    this.compareChip.addEventListener('click', () => this.settings.open());
     element('new-chat').addEventListener('click', (event) => {
       event.preventDefault();
       this.go(null);
@@ -187,6 +194,7 @@ class ChatPage {
         this.modelChip.hidden = !model;
         this.modelChip.textContent = model || '';
         this.showUseFiles();
+        this.showCompareWith();
       },
       toast: (message, type) => this.toast(message, type),
     };
@@ -240,6 +248,17 @@ class ChatPage {
     element('use-files-label').hidden = !shown;
     this.useFiles.checked = shown && Boolean(field.initial);
     this.useFiles.disabled = !shown || Boolean(field.disabled);
+  }
+
+  /** "Comparing with …" by the message box while the chat is in compare mode (a click changes it
+   * in the settings). */
+  showCompareWith() {
+    const field = this.settings.input(COMPARE_WITH);
+    const value = field?.type === 'select' ? this.settings.selected(field) : '';
+    const item = value ? field.items?.find((candidate) => candidate.value === value) : null;
+    this.compareChip.hidden = !value;
+    this.compareChip.textContent = value ? `Comparing with ${item?.label || value}` : '';
+    this.compareChip.dataset.value = value;
   }
 
   updateComposer() {

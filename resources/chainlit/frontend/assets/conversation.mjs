@@ -8,8 +8,10 @@
 // model's first words come before they would, and there is nothing to flicker). The newest
 // answer, when it did not end by itself, offers what helps: Retry (its model's runtime stopped)
 // or Continue (it reached Max tokens). An answer made from the user's files lists its sources
-// under it (citations.mjs).
+// under it (citations.mjs). In compare mode the two answers to a prompt sit side by side, each
+// with its model, its numbers and a "Better" mark (compare.mjs).
 import { citationsOf, citedIn, linkMarkers, sourcesRow } from './citations.mjs';
+import { compareOf, compareRuns, hasEnded, numbersText } from './compare.mjs';
 import { MarkdownView } from './markdown.mjs';
 
 const SHOWN_TYPES = new Set(['user_message', 'assistant_message']);
@@ -45,14 +47,17 @@ export class Conversation {
   /**
    * @param {HTMLElement} container the scrolling element the messages go into
    * @param {HTMLElement} welcome shown while the conversation is empty
-   * @param {(name: string, stepId: string) => void} act runs an answer's action (Retry, Continue)
+   * @param {(name: string, stepId: string, payload?: object) => Promise<void>|void} act runs an
+   *   answer's action (Retry, Continue, a compared answer's "Better")
    * @param {(citation: object) => void} cite shows a source of an answer (its passage)
+   * @param {(runs: object[]) => void} compared the compared answers' numbers changed (compareRuns)
    */
-  constructor(container, welcome, act, cite) {
+  constructor(container, welcome, act, cite, compared = () => {}) {
     this.container = container;
     this.welcome = welcome;
     this.act = act;
     this.cite = cite;
+    this.compared = compared;
     this.action = document.createElement('button');
     this.action.type = 'button';
     this.action.className = 'answer-action';
@@ -60,8 +65,10 @@ export class Conversation {
       this.action.disabled = true;
       this.act(this.action.dataset.name, this.action.dataset.stepId);
     });
-    this.entries = new Map(); // id -> {step, element, content, view, sources, sourcesKey}
+    this.entries = new Map(); // id -> {step, element, content, view, sources, sourcesKey, compare…}
     this.dirty = new Set();
+    this.groups = new Map(); // a compare group -> its row (.compare-group) of two answers
+    this.compareChanged = false; // a compared answer's numbers changed since the last draw
     this.running = false;
     this.runningSince = 0;
     this.thinkingTimer = 0;
@@ -83,8 +90,11 @@ export class Conversation {
   /** Show `steps` (a resumed chat, or nothing for a new one) instead of what is shown. */
   reset(steps = []) {
     for (const { element } of this.entries.values()) element.remove();
+    for (const group of this.groups.values()) group.remove();
     this.entries.clear();
+    this.groups.clear();
     this.dirty.clear();
+    this.compareChanged = true;
     const sorted = [...steps].sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
     for (const step of sorted) this.add(step);
     this.stickToBottom = true;
@@ -121,8 +131,19 @@ export class Conversation {
   remove(id) {
     const entry = this.entries.get(id);
     if (!entry) return;
+    const group = entry.compare && this.groups.get(entry.compare.group);
     entry.element.remove();
     this.entries.delete(id);
+    if (group) {
+      this.compareChanged = true;
+      if (!group.childElementCount) {
+        group.remove();
+        this.groups.delete(entry.compare.group);
+      }
+      for (const other of this.entries.values()) {
+        if (other.compare?.group === entry.compare.group) this.dirty.add(other.step.id); // its "Better"
+      }
+    }
     this.schedule();
   }
 
@@ -138,6 +159,7 @@ export class Conversation {
         entry.step.streaming = false;
         this.dirty.add(entry.step.id);
       }
+      if (entry.compare) this.dirty.add(entry.step.id); // a side that never streamed has ended too
     }
     this.schedule();
   }
@@ -170,6 +192,19 @@ export class Conversation {
     this.container.insertBefore(element, this.thinking.parentNode ? this.thinking : null);
     const view = new MarkdownView(content);
     return { step: { ...step }, element, content, view, sources: null, sourcesKey: '[]' };
+  }
+
+  /** "Better" under a compared answer: the server marks it (or clears the mark) and sends both
+   * answers again; the page shows the mark from their metadata, never from the click. */
+  async markBetter(id, button) {
+    const entry = this.entries.get(id);
+    if (!entry?.compare) return;
+    button.disabled = true; // until the server has answered (a second click would undo the first)
+    try {
+      await this.act('mark_better', id, { better: !entry.compare.better });
+    } finally {
+      button.disabled = false;
+    }
   }
 
   /** A source of an answer was clicked: under it, or a [n] in its text. */
@@ -218,11 +253,19 @@ export class Conversation {
 
   draw() {
     this.changed = false;
+    const groups = new Set();
     for (const id of this.dirty) {
       const entry = this.entries.get(id);
       if (entry) this.drawEntry(entry);
+      if (entry?.compare) groups.add(entry.compare.group);
     }
     this.dirty.clear();
+    for (const group of groups) this.drawGroup(group);
+    if (this.compareChanged) {
+      this.compareChanged = false;
+      const steps = [...this.entries.values()].map(({ step }) => ({ ...step, metadata: metadataOf(step) }));
+      this.compared(compareRuns(steps));
+    }
     this.welcome.hidden = !this.empty;
     this.placeAction();
     if (this.isThinking()) this.container.append(this.thinking);
@@ -234,11 +277,14 @@ export class Conversation {
     const { step, element, content, view } = entry;
     const metadata = metadataOf(step);
     const isAnswer = step.type === 'assistant_message' && Boolean(metadata.answer);
+    const compare = isAnswer ? compareOf(metadata) : null;
     element.className = [
       'message',
       step.type === 'user_message' ? 'user' : isAnswer ? 'answer' : 'notice',
       step.isError ? 'error' : '',
       step.streaming ? 'streaming' : '',
+      compare ? 'compare-side' : '',
+      compare?.better ? 'better' : '',
     ]
       .filter(Boolean)
       .join(' ');
@@ -261,6 +307,74 @@ export class Conversation {
       content.append(where);
     }
     this.drawSources(entry, step.streaming ? citations : citedIn(text, citations));
+    if (compare) this.drawCompared(entry, compare);
+  }
+
+  /** A compared answer: in its group's row, with its model above and its numbers below. */
+  drawCompared(entry, compare) {
+    const key = JSON.stringify(compare);
+    if (key !== entry.compareKey) this.compareChanged = true;
+    entry.compareKey = key;
+    entry.compare = compare;
+    this.placeInGroup(entry);
+    if (!entry.head) this.addCompareParts(entry);
+    entry.head.textContent = compare.model;
+    entry.head.title = compare.label;
+    entry.ended = hasEnded(compare) || (!entry.step.streaming && !this.running);
+    const numbers = entry.ended ? numbersText(compare) : 'answering…';
+    entry.numbers.textContent = numbers;
+    entry.numbers.classList.toggle('pending', !entry.ended);
+    entry.better.setAttribute('aria-pressed', String(compare.better));
+    entry.better.setAttribute('aria-label', `Better: ${compare.model}`); // two "Better" buttons, told apart
+    entry.better.title = compare.better ? 'Clear the mark' : 'Mark this answer as the better of the two';
+  }
+
+  /** The head (the model) and foot (the numbers, "Better") of a compared answer, made once: a
+   * button keeps focus while the answer is drawn again. */
+  addCompareParts(entry) {
+    entry.head = document.createElement('header');
+    entry.head.className = 'compare-model';
+    entry.element.prepend(entry.head);
+    const foot = document.createElement('footer');
+    foot.className = 'compare-foot';
+    entry.numbers = document.createElement('p');
+    entry.numbers.className = 'compare-numbers';
+    entry.better = document.createElement('button');
+    entry.better.type = 'button';
+    entry.better.className = 'better-toggle';
+    entry.better.textContent = 'Better';
+    entry.better.hidden = true;
+    const id = entry.step.id;
+    entry.better.addEventListener('click', () => this.markBetter(id, entry.better));
+    foot.append(entry.numbers, entry.element.querySelector('button.copy') || '', entry.better);
+    entry.content.after(foot); // the sources, when there are some, come between
+  }
+
+  /** The row of the answer's group (made where its first answer is), side 0 on the left. */
+  placeInGroup(entry) {
+    const { group: key, side } = entry.compare;
+    let group = this.groups.get(key);
+    if (!group) {
+      group = document.createElement('div');
+      group.className = 'compare-group';
+      group.dataset.group = key;
+      group.setAttribute('role', 'group');
+      group.setAttribute('aria-label', 'Two models answer');
+      entry.element.before(group);
+      this.groups.set(key, group);
+    }
+    if (entry.element.parentNode === group && entry.element.dataset.side === String(side)) return;
+    entry.element.dataset.side = String(side);
+    const others = [...group.children].filter((child) => child !== entry.element);
+    const next = others.find((child) => Number(child.dataset.side) > side);
+    group.insertBefore(entry.element, next || null);
+  }
+
+  /** "Better" under each answer of a group once both have ended. */
+  drawGroup(key) {
+    const sides = [...this.entries.values()].filter((entry) => entry.compare?.group === key && entry.head);
+    const ended = sides.length === 2 && sides.every((entry) => entry.ended);
+    for (const entry of sides) entry.better.hidden = !ended;
   }
 
   /** The row of sources under an answer, made again only when they change (a button keeps focus
@@ -289,7 +403,9 @@ export class Conversation {
         break;
       }
     }
-    const action = newest && !newest.step.streaming && ACTIONS[metadataOf(newest.step).ending];
+    // None under compared answers: it would make one of the two models answer again, alone.
+    const ending = newest && !newest.step.streaming && !newest.compare && metadataOf(newest.step).ending;
+    const action = ending && ACTIONS[ending];
     if (!action) {
       this.action.remove();
       return;
@@ -308,6 +424,7 @@ export class Conversation {
     if (!this.running || performance.now() - this.runningSince < THINKING_DELAY_MS) return false;
     const last = [...this.entries.values()].at(-1);
     if (!last || last.step.type === 'user_message') return true;
+    if (last.compare) return false; // each side says "answering…" itself
     return !metadataOf(last.step).answer || !last.step.output;
   }
 }

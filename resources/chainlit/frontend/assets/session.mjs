@@ -162,10 +162,11 @@ export class ChatSession {
     this.socket.emit('stop');
   }
 
-  /** Run one of the chat's actions (`retry`, `continue`) on a message, as its answer. */
-  act(name, forId, api) {
-    return api.action(this.sessionId, { name, forId, payload: {} }).catch((error) => {
-      this.emit('toast', `Could not ${name}: ${error.message}`, 'error');
+  /** Run one of the chat's actions on a message: `retry` and `continue` (as its answer), or
+   * `mark_better` with the payload `{better}` (a compared answer). Settles once the server is done. */
+  act(name, forId, api, payload = {}) {
+    return api.action(this.sessionId, { name, forId, payload }).catch((error) => {
+      this.emit('toast', `Could not ${name.replaceAll('_', ' ')}: ${error.message}`, 'error');
     });
   }
 

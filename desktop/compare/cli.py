@@ -1,0 +1,168 @@
+"""`foundry-desk compare PROMPT --model A --model B`: two models, the same prompt, measured.
+
+Each model is a catalog alias or id (downloaded), a model folder, or `remote` (the configured
+remote endpoint). The running app's runtime is used when it serves one of them (the other is
+loaded beside it); otherwise a runtime is started for the comparison and stopped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from desktop import APP_NAME
+from desktop.compare.runs import Result, Spread, compare
+from desktop.compare.sides import Pair, Side, pair_up
+from desktop.config import SettingsError, load_settings
+from desktop.errors import FoundryDeskError
+from desktop.paths import AppPaths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{APP_NAME} compare",
+        description="Ask two models the same prompt and measure their answers.",
+    )
+    parser.add_argument("prompt", nargs="+", help="the prompt (quote it, or give it as words)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="MODEL",
+        help="a catalog alias or id, a model folder, or 'remote'; give it twice",
+    )
+    parser.add_argument("--max-tokens", type=int, default=256, help="answer length (default 256)")
+    parser.add_argument("--runs", type=int, default=1, help="rounds; more give a median and a spread")
+    parser.add_argument(
+        "--one-after-other",
+        action="store_true",
+        help="ask the second model after the first has answered (default: both at once)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
+    return parser
+
+
+def main(argv: Sequence[str], paths: AppPaths, out: TextIO | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    out = out or sys.stdout
+    if len(options.model) != 2:
+        parser.error("give --model exactly twice: the two models to compare")
+    if options.max_tokens < 1 or options.runs < 1:
+        parser.error("--max-tokens and --runs must be 1 or more")
+    try:
+        settings = load_settings(paths.settings_file, os.environ).settings
+    except SettingsError as error:
+        print(f"{APP_NAME} compare: {error}", file=sys.stderr)
+        return 2
+    paths.create()
+    import openai  # not for --help
+
+    from desktop.compare.runtime import runtime_for
+
+    names = (options.model[0], options.model[1])
+    try:
+        with runtime_for(names, settings, paths, say=lambda line: print(line, file=sys.stderr)) as client:
+            pair = pair_up(names, settings, client)
+            if pair.note:
+                print(pair.note, file=sys.stderr)
+            try:
+                results = asyncio.run(
+                    _compare(
+                        pair,
+                        " ".join(options.prompt),
+                        options.max_tokens,
+                        options.runs,
+                        options.one_after_other,
+                    )
+                )
+            finally:
+                if client is not None and any(side.companion for side in pair.sides):
+                    client.release_companion()
+    except FoundryDeskError as error:  # CompareRefused, a runtime that refused
+        print(f"{APP_NAME} compare: {error}", file=sys.stderr)
+        return 1
+    except openai.APIConnectionError as error:
+        print(
+            f"{APP_NAME} compare: a model's endpoint is unreachable ({error.request.url}).", file=sys.stderr
+        )
+        return 1
+    except openai.APIError as error:
+        print(f"{APP_NAME} compare: a model could not answer: {error.message}", file=sys.stderr)
+        return 1
+    if options.json:
+        print(json.dumps([result.to_json() for result in results], indent=2), file=out)
+    else:
+        print_table(results, out)
+    return 0
+
+
+async def _compare(
+    pair: Pair, prompt: str, max_tokens: int, rounds: int, one_after_other: bool
+) -> list[Result]:
+    import openai
+
+    clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+
+    def client_for(side: Side) -> openai.AsyncOpenAI:
+        key = (side.target.base_url, side.target.api_key)
+        if key not in clients:
+            clients[key] = openai.AsyncOpenAI(
+                base_url=side.target.base_url, api_key=side.target.api_key, max_retries=0, timeout=600
+            )
+        return clients[key]
+
+    try:
+        return await compare(
+            pair,
+            prompt,
+            client_for=client_for,
+            max_tokens=max_tokens,
+            rounds=rounds,
+            at_once=not one_after_other,
+        )
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+def print_table(results: list[Result], out: TextIO) -> None:
+    """The numbers as a table (medians, and the spread with more than one round), then each
+    model's answer."""
+    rows = [("model", "TTFT ms", "tokens/s", "output tokens", "total s", "where")]
+    for result in results:
+        rows.append(
+            (
+                result.model,
+                _number(result.spread(lambda run: run.ttft_ms), "{:.0f}"),
+                _number(result.spread(lambda run: run.tokens_per_s), "{:.1f}"),
+                _number(result.spread(lambda run: run.output_tokens), "{:.0f}"),
+                _number(result.spread(lambda run: run.total_ms / 1000), "{:.2f}"),
+                result.last.where,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.ljust(width) if column in (0, 5) else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+    if len(results[0].runs) > 1:
+        print(f"\nMedians of {len(results[0].runs)} rounds (lowest to highest).", file=out)
+    for result in results:
+        ending = " [cut at --max-tokens]" if result.last.finish_reason == "length" else ""
+        print(f"\n── {result.model}{ending}\n{result.last.text.strip()}", file=out)
+
+
+def _number(spread: Spread | None, form: str) -> str:
+    if spread is None:
+        return "-"
+    if spread.low == spread.high:
+        return form.format(spread.median)
+    return f"{form.format(spread.median)} ({form.format(spread.low)}-{form.format(spread.high)})"
