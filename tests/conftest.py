@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,20 @@ def free_port() -> int:
 def service_command(port: int, *flags: str) -> list[str]:
     """The command line of tests/support/service.py."""
     return [sys.executable, str(SUPPORT / "service.py"), "--port", str(port), *flags]
+
+
+def app_command(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`foundry-desk …` from source, as a user runs it, with the app's folders under `home`."""
+    return subprocess.run(
+        [sys.executable, "-m", "desktop", *args],
+        env={**os.environ, "FOUNDRY_DESK_HOME": str(home), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def not_private(root: Path) -> list[str]:

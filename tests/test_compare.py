@@ -4,9 +4,7 @@ answer measured; the remote side served by a second runtime; the running app's r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from desktop.compare.sides import serves_companion
 from desktop.paths import AppPaths
 from desktop.runtime.status import read_status
-from tests.conftest import free_port
+from tests.conftest import app_command, free_port
 from tests.support.headless_app import Headless
 from tests.tinymodel import build_model
 
@@ -49,21 +47,13 @@ def compare_command(
     home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`foundry-desk compare …` as a user runs it, with the app's folders under `home`."""
-    environment = {
-        **os.environ,
-        "FOUNDRY_DESK_HOME": str(home),
-        "FOUNDRY_DESK_RUNTIME_PORT": str(free_port()),
-        "FOUNDRY_DESK_ALLOW_DOWNLOAD": "false",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", "compare", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    pinned = {"FOUNDRY_DESK_RUNTIME_PORT": str(free_port()), "FOUNDRY_DESK_ALLOW_DOWNLOAD": "false"}
+    return app_command(home, "compare", *args, env={**pinned, **(env or {})})
+
+
+def compared(first: str | Path, second: str | Path) -> tuple[str, ...]:
+    """The command line's two models."""
+    return ("--model", str(first), "--model", str(second))
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -84,15 +74,13 @@ def assert_measured(run: dict[str, Any]) -> None:
 def test_two_models_answer_at_once_through_a_runtime_of_its_own_and_are_measured(
     tmp_path: Path, models: Models, no_leftover_children: None
 ) -> None:
-    result = compare_command(
-        tmp_path,
+    args = (
         "What is two and two?",
-        "--model", str(models.stopping),
-        "--model", str(models.endless),
-        "--max-tokens", str(MAX_TOKENS),
-        "--json",
-    )  # fmt: skip
-    stopping, endless = as_json(result)
+        *compared(models.stopping, models.endless),
+        "--max-tokens",
+        str(MAX_TOKENS),
+    )
+    stopping, endless = as_json(compare_command(tmp_path, *args, "--json"))
 
     assert stopping["model"] == str(models.stopping)
     assert stopping["text"] == STOPPING_ANSWER
@@ -113,17 +101,7 @@ def test_two_models_answer_at_once_through_a_runtime_of_its_own_and_are_measured
 def test_rounds_give_a_median_and_a_spread_in_a_table_and_in_json(
     tmp_path: Path, models: Models, no_leftover_children: None
 ) -> None:
-    args = (
-        "Hi",
-        "--model",
-        str(models.endless),
-        "--model",
-        str(models.stopping),
-        "--max-tokens",
-        "8",
-        "--runs",
-        "3",
-    )
+    args = ("Hi", *compared(models.endless, models.stopping), "--max-tokens", "8", "--runs", "3")
     table = compare_command(tmp_path, *args, "--one-after-other")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -161,7 +139,7 @@ def test_the_remote_endpoint_as_one_side(
 ) -> None:
     base_url, model = remote_runtime
     env = {"FOUNDRY_DESK_REMOTE_BASE_URL": base_url, "FOUNDRY_DESK_REMOTE_MODEL": model}
-    args = ("Hi", "--model", str(models.stopping), "--model", "remote", "--json")
+    args = ("Hi", *compared(models.stopping, "remote"), "--json")
     local, remote = as_json(compare_command(tmp_path, *args, env=env))
 
     assert local["text"] == STOPPING_ANSWER and local["where"] == "this computer (CPU)"
@@ -177,11 +155,11 @@ def test_the_remote_endpoint_as_one_side(
     # Attached to an endpoint (BASE_URL): its models, asked there, with no runtime of ours.
     attached = {**env, "BASE_URL": base_url}
     endpoint, remote = as_json(
-        compare_command(tmp_path, "Hi", "--model", model, "--model", "remote", "--json", env=attached)
+        compare_command(tmp_path, "Hi", *compared(model, "remote"), "--json", env=attached)
     )
     assert endpoint["text"] == remote["text"] == "Answered far away."
     assert endpoint["where"] == "this computer (CPU)"
-    unknown = compare_command(tmp_path, "Hi", "--model", "nothing-here", "--model", "remote", env=attached)
+    unknown = compare_command(tmp_path, "Hi", *compared("nothing-here", "remote"), env=attached)
     assert unknown.returncode == 1
     assert f"{base_url} does not offer nothing-here (it offers: {model})." in unknown.stderr
 
@@ -195,16 +173,7 @@ def test_the_running_apps_runtime_is_used_and_its_companion_let_go_after(
     try:
         app.endpoint()
         host = app.host_pid()
-        args = (
-            "Hi",
-            "--model",
-            str(models.endless),
-            "--model",
-            str(models.stopping),
-            "--max-tokens",
-            "6",
-            "--json",
-        )
+        args = ("Hi", *compared(models.endless, models.stopping), "--max-tokens", "6", "--json")
         endless, stopping = as_json(compare_command(tmp_path, *args))
         assert stopping["text"] == STOPPING_ANSWER
         assert endless["output_tokens"] == 6
@@ -214,7 +183,7 @@ def test_the_running_apps_runtime_is_used_and_its_companion_let_go_after(
         assert not serves_companion(status, str(models.endless))  # and let the second model go
 
         # The app serves neither model: the user is told which one it serves.
-        refused = compare_command(tmp_path, "Hi", "--model", str(models.endless), "--model", "remote")
+        refused = compare_command(tmp_path, "Hi", *compared(models.endless, "remote"))
         assert refused.returncode == 1
         assert "The running app serves stopping" in refused.stderr
     finally:
@@ -224,15 +193,8 @@ def test_the_running_apps_runtime_is_used_and_its_companion_let_go_after(
 def test_a_model_that_is_not_there_is_refused_with_the_reason(
     tmp_path: Path, models: Models, no_leftover_children: None
 ) -> None:
-    result = compare_command(
-        tmp_path,
-        "Hi",
-        "--model",
-        str(models.stopping),
-        "--model",
-        "no-such-model",
-        env={"FOUNDRY_DESK_OFFLINE": "1"},
-    )
+    offline = {"FOUNDRY_DESK_OFFLINE": "1"}
+    result = compare_command(tmp_path, "Hi", *compared(models.stopping, "no-such-model"), env=offline)
     assert result.returncode == 1
     assert "Cannot compare with no-such-model:" in result.stderr
     usage = compare_command(tmp_path, "Hi", "--model", str(models.stopping))

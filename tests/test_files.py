@@ -4,9 +4,7 @@ and by the app's indexer process, searched as the chat searches them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from desktop.runsecret import RunSecret
 from desktop.runtime.service import RuntimeClient, runtime_spec
 from desktop.runtime.status import RuntimeState
 from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
-from tests.conftest import TinyModels, free_port, not_private
+from tests.conftest import TinyModels, app_command, free_port, not_private
 from tests.support import corpus
 from tests.support.corpus import Fact
 from tests.support.tiny_embedder import build_embedding_model
@@ -37,15 +35,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Fact
 
 def files_command(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`foundry-desk files …` as a user runs it, with the app's folders under `home`."""
-    env = {**os.environ, "FOUNDRY_DESK_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", "files", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return app_command(home, "files", *args)
 
 
 def test_questions_find_the_one_file_that_answers_them(

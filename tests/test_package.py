@@ -34,7 +34,7 @@ from PIL import Image
 from desktop import __version__
 from desktop.paths import AppPaths
 from desktop.runtime.status import RuntimeState, read_status
-from tests.conftest import ALPHA_ANSWER, TinyModels, free_port
+from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
 from tests.support import corpus
 from tests.support.headless_app import Headless
 from tests.support.xsession import XSession, missing_tools, painted, tray_pixels, wait_until
@@ -243,6 +243,31 @@ def test_installed_headless_serves_the_model_and_the_chat(
     assert code == 0, app.stderr
     assert "Stopped." in app.seen
     wait_until(lambda: not from_bundle(), 10, "no process of the bundle left")
+
+
+@pytest.mark.usefixtures("no_leftover_children")
+def test_installed_compare_command_measures_two_models_at_once(
+    installed: Path, tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    """`foundry-desk compare` from the bundle: a runtime of its own, both models loaded in it."""
+    env = {**os.environ, "FOUNDRY_DESK_HOME": str(tmp_path / "home"), "FOUNDRY_DESK_OFFLINE": "1",
+           "FOUNDRY_DESK_RUNTIME_PORT": str(free_port())}  # fmt: skip
+    command = [
+        str(installed),
+        "compare",
+        "Hi",
+        "--model",
+        str(tiny_models.alpha),
+        "--model",
+        str(tiny_models.beta),
+    ]
+    result = subprocess.run(
+        [*command, "--json"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    alpha, beta = json.loads(result.stdout)
+    assert (alpha["text"], beta["text"]) == (ALPHA_ANSWER, BETA_ANSWER)
+    assert alpha["ttft_ms"] > 0 and beta["tokens_per_s"] > 0
 
 
 @pytest.mark.usefixtures("no_leftover_children")

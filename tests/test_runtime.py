@@ -10,8 +10,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -19,67 +18,20 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from desktop.config import Settings
-from desktop.paths import AppPaths
 from desktop.probe import http_ok
-from desktop.runsecret import RunSecret
 from desktop.runtime.front import answer_room, with_answer_room
-from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
+from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import RuntimeState, RuntimeStatus
-from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
+from desktop.supervisor import ServiceState
 from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
+from tests.support.hosted_runtime import Runtime, StartRuntime, runtimes
 from tests.tinymodel import build_model
-
-
-@dataclass
-class Runtime:
-    supervisor: Supervisor
-    client: RuntimeClient
-    paths: AppPaths
-    openai_clients: list[openai.OpenAI] = field(default_factory=list)
-
-    def ready(self, timeout_s: float = 30.0) -> RuntimeStatus:
-        """Wait until the current host process has published READY."""
-        self.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
-        return self.client.wait(
-            lambda s: s.state is RuntimeState.READY and s.pid == self.supervisor.status.pid, timeout_s
-        )
-
-    def openai(self) -> openai.OpenAI:
-        status = self.ready()
-        client = openai.OpenAI(base_url=status.base_url, api_key="unused", max_retries=0, timeout=30)
-        self.openai_clients.append(client)
-        return client
-
-    def stop(self) -> None:
-        """Stop the host, and close the connections the tests' clients keep."""
-        self.supervisor.stop()
-        for client in self.openai_clients:
-            client.close()
-
-
-StartRuntime = Callable[..., Runtime]
 
 
 @pytest.fixture(scope="module")
 def runtime_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRuntime]:
-    started: list[Runtime] = []
-
-    def start(settings: Settings, ask_before_download: bool = False) -> Runtime:
-        paths = AppPaths.under(tmp_path_factory.mktemp("app")).create()
-        secret = RunSecret.create(paths.state_dir)
-        supervisor = Supervisor(
-            runtime_spec(settings, paths, secret, ask_before_download=ask_before_download),
-            paths.log_dir,
-            RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2),
-        )
-        runtime = Runtime(supervisor, RuntimeClient(paths.runtime_status_file, secret), paths)
-        started.append(runtime)
-        supervisor.start()
-        return runtime
-
-    yield start
-    for runtime in started:
-        runtime.stop()
+    with runtimes(tmp_path_factory) as start:
+        yield start
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -18,12 +15,10 @@ from openai.types.chat import ChatCompletionMessageParam
 from desktop.compare.runs import Result, compare
 from desktop.compare.sides import pair_up
 from desktop.config import Settings
-from desktop.paths import AppPaths
-from desktop.runsecret import RunSecret
-from desktop.runtime.service import RuntimeClient, RuntimeRequestError, runtime_spec
-from desktop.runtime.status import CompanionState, RuntimeState, RuntimeStatus
-from desktop.supervisor import RestartPolicy, ServiceState, Supervisor
+from desktop.runtime.service import RuntimeRequestError
+from desktop.runtime.status import CompanionState, RuntimeState
 from tests.conftest import ALPHA_ANSWER, BETA_ANSWER, TinyModels, free_port
+from tests.support.hosted_runtime import Runtime, StartRuntime, runtimes
 from tests.tinymodel import build_model
 
 GAMMA_ANSWER = "Gamma takes its turn here."
@@ -31,65 +26,10 @@ BIG_MODEL_MB = 4
 """What `big_gamma` needs, as the host estimates it: its 3 MB of files and a margin, rounded up."""
 
 
-@dataclass
-class Host:
-    """A runtime host under its supervisor, and the clients a test talks to it with."""
-
-    supervisor: Supervisor
-    client: RuntimeClient
-    openai_clients: list[openai.OpenAI] = field(default_factory=list)
-
-    def ready(self, timeout_s: float = 30.0) -> RuntimeStatus:
-        """Wait until the current host process has published READY."""
-        self.supervisor.wait_for_state(ServiceState.RUNNING, timeout_s=timeout_s)
-        return self.client.wait(
-            lambda s: s.state is RuntimeState.READY and s.pid == self.supervisor.status.pid, timeout_s
-        )
-
-    def openai(self) -> openai.OpenAI:
-        """A client of the local models' endpoint (the chat model's and the companion's)."""
-        client = openai.OpenAI(base_url=self.ready().base_url, api_key="unused", max_retries=0, timeout=30)
-        self.openai_clients.append(client)
-        return client
-
-    def loaded(self) -> set[str]:
-        """The models the runtime holds in memory now, as the runtime itself lists them."""
-        url = f"{self.ready().service_url}/catalogs/local/models/loaded"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return set(json.loads(answer.read()))
-
-    def stop(self) -> None:
-        self.supervisor.stop()
-        for client in self.openai_clients:
-            client.close()
-
-
-StartHost = Callable[..., Host]
-
-
 @pytest.fixture(scope="module")
-def start_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartHost]:
-    """Start a runtime host for `settings`, with extra `host_flags` on its command line (the
-    host's own options that no setting sets, such as --memory-mb); all stopped at the end."""
-    started: list[Host] = []
-
-    def start(settings: Settings, *host_flags: str) -> Host:
-        paths = AppPaths.under(tmp_path_factory.mktemp("app")).create()
-        secret = RunSecret.create(paths.state_dir)
-        spec = runtime_spec(settings, paths, secret)
-        supervisor = Supervisor(
-            replace(spec, command=[*spec.command, *host_flags]),
-            paths.log_dir,
-            RestartPolicy(backoff_base_s=0.1, probe_interval_s=0.2),
-        )
-        host = Host(supervisor, RuntimeClient(paths.runtime_status_file, secret))
-        started.append(host)
-        supervisor.start()
-        return host
-
-    yield start
-    for host in started:
-        host.stop()
+def start_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRuntime]:
+    with runtimes(tmp_path_factory) as start:
+        yield start
 
 
 def offline(model: Path) -> Settings:
@@ -98,7 +38,7 @@ def offline(model: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def host(start_host: StartHost, tiny_models: TinyModels) -> Host:
+def host(start_host: StartRuntime, tiny_models: TinyModels) -> Runtime:
     """One host shared by the tests that leave it as they found it: alpha, no companion."""
     return start_host(offline(tiny_models.alpha))
 
@@ -156,7 +96,7 @@ def stream_at_once(client: openai.OpenAI, models: list[str]) -> dict[str, str]:
 
 
 def test_a_companion_streams_beside_the_chat_model_at_the_same_time(
-    host: Host, tiny_models: TinyModels
+    host: Runtime, tiny_models: TinyModels
 ) -> None:
     chat_model = host.ready()
     status = host.client.load_companion(str(tiny_models.beta))
@@ -192,7 +132,7 @@ def test_a_companion_streams_beside_the_chat_model_at_the_same_time(
 
 
 def test_a_companion_that_cannot_be_used_is_refused_and_the_chat_model_is_still_served(
-    host: Host, tmp_path: Path
+    host: Runtime, tmp_path: Path
 ) -> None:
     before = host.ready()
     with pytest.raises(RuntimeRequestError, match="'no-such-model' is not downloaded") as unknown:
@@ -208,7 +148,7 @@ def test_a_companion_that_cannot_be_used_is_refused_and_the_chat_model_is_still_
     assert chat(host.openai(), before.model_id) == ALPHA_ANSWER
 
 
-def test_the_chat_model_as_its_own_companion_loads_nothing_more(host: Host) -> None:
+def test_the_chat_model_as_its_own_companion_loads_nothing_more(host: Runtime) -> None:
     chat_model = host.ready()
     status = host.client.load_companion("alpha")
     assert status.companion_state == CompanionState.READY
@@ -225,7 +165,7 @@ def test_the_chat_model_as_its_own_companion_loads_nothing_more(host: Host) -> N
 
 
 def test_switching_the_chat_model_keeps_the_companion_answering(
-    host: Host, tiny_models: TinyModels, gamma: Path
+    host: Runtime, tiny_models: TinyModels, gamma: Path
 ) -> None:
     alpha = host.ready().model_id or ""
     beta = host.client.load_companion(str(tiny_models.beta)).companion_model_id or ""
@@ -253,7 +193,7 @@ def test_switching_the_chat_model_keeps_the_companion_answering(
 
 
 def test_models_that_do_not_fit_together_take_turns(
-    start_host: StartHost, tiny_models: TinyModels, big_gamma: Path
+    start_host: StartRuntime, tiny_models: TinyModels, big_gamma: Path
 ) -> None:
     """Memory for 3 MB of models (--memory-mb): alpha is served; gamma's 3 MB do not fit beside
     it. The user is told, and the two answer one after the other."""
@@ -301,7 +241,7 @@ def test_models_that_do_not_fit_together_take_turns(
 
 
 def test_a_comparison_of_models_that_do_not_fit_together_asks_them_in_turn(
-    start_host: StartHost, tiny_models: TinyModels, big_gamma: Path
+    start_host: StartRuntime, tiny_models: TinyModels, big_gamma: Path
 ) -> None:
     """`desktop.compare` over such a runtime: told why, each model loaded for its answer (both
     answer right, although only one fits at a time), and the chat model loaded again after."""
