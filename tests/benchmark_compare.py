@@ -22,13 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import openai
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.compare.runs import Result, compare
 from desktop.compare.runtime import runtime_for
 from desktop.compare.sides import Pair, Side, pair_up
+from desktop.completions import Completions
 from desktop.config import Settings
 from desktop.paths import AppPaths
 from tests.conftest import free_port
@@ -36,13 +35,11 @@ from tests.tinymodel import build_model
 
 
 async def one_round(pair: Pair, tokens: int, at_once: bool) -> tuple[float, list[Result]]:
-    clients: dict[str, openai.AsyncOpenAI] = {}
+    clients: dict[str, Completions] = {}
 
-    def client_for(side: Side) -> openai.AsyncOpenAI:
+    def client_for(side: Side) -> Completions:
         if side.target.base_url not in clients:
-            clients[side.target.base_url] = openai.AsyncOpenAI(
-                base_url=side.target.base_url, api_key="x", max_retries=0
-            )
+            clients[side.target.base_url] = Completions(side.target.base_url, "x")
         return clients[side.target.base_url]
 
     try:

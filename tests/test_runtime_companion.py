@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from desktop.compare.runs import Result, compare
 from desktop.compare.sides import pair_up
+from desktop.completions import Completions
 from desktop.config import Settings
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import CompanionState, RuntimeState
@@ -253,8 +254,11 @@ def test_a_comparison_of_models_that_do_not_fit_together_asks_them_in_turn(
     assert pair.note.startswith("gamma and alpha do not fit in memory together")
 
     async def ask() -> list[Result]:
-        async with openai.AsyncOpenAI(base_url=host.ready().base_url, api_key="x", max_retries=0) as client:
+        client = Completions(host.ready().base_url or "", "x")
+        try:
             return await compare(pair, "Hi", client_for=lambda side: client, max_tokens=16, rounds=2)
+        finally:
+            await client.close()
 
     alpha_runs, gamma_runs = asyncio.run(ask())
     assert [run.text for run in alpha_runs.runs] == [ALPHA_ANSWER, ALPHA_ANSWER]

@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 
 import chainlit as cl
-import openai
 
 from desktop.chat import chainlit_compat, grounding, trimming
 from desktop.chat.conversation import ChatBackend, ComparedSide, Conversation, Ending, footer, say
@@ -22,7 +21,7 @@ from desktop.chat.endpoint import LOCAL, LocalState, Target, plan
 from desktop.chat.grounding import Grounding
 from desktop.chat.streaming import AnswerStream
 from desktop.compare.measure import Timing
-from desktop.completions import StreamEnd, stream_completion
+from desktop.completions import CompletionError, Completions, Refused, StreamEnd, Unreachable
 from desktop.documents.embeddings import EmbeddingEndpoint
 from desktop.documents.index import Hit
 
@@ -34,9 +33,6 @@ WAIT_READY_S = 60.0
 """How long a message waits for the local runtime to become ready (starting, restarting)."""
 CONTINUE_PROMPT = "Continue your last answer exactly where it stopped, without repeating any of it."
 """The request behind Continue (not shown, not stored)."""
-CONNECTION_LOST = openai.APIConnectionError
-"""The model's connection went away: its runtime stopped, or the network did (also mid-stream,
-see `desktop.completions`)."""
 
 
 async def respond(
@@ -65,9 +61,9 @@ async def respond(
             return True
         except NoRoom:
             problems.append(f"Your message is too long for {target.model}: shorten it.")
-        except openai.APIConnectionError:
+        except Unreachable:
             problems.append(f"The {where} model is unreachable ({target.base_url}).")
-        except openai.APIError as error:
+        except CompletionError as error:
             problems.append(could_not_answer(where, error, conversation.max_tokens))
         if fallback_left:
             await say(f"{problems[-1]} Asking the {order[-1]} model instead.")
@@ -75,10 +71,9 @@ async def respond(
     return False
 
 
-def could_not_answer(where: str, error: openai.APIError, max_tokens: int) -> str:
+def could_not_answer(where: str, error: CompletionError, max_tokens: int) -> str:
     """What the endpoint said when it refused, and what may help."""
-    status = getattr(error, "status_code", None)
-    said = f" (HTTP {status})" if status else ""
+    said = f" (HTTP {error.status})" if error.status else ""
     return (
         f"The {where} model could not answer{said}: {error.message}\n\nIf it says the same for every "
         f"message, change Max tokens (now {max_tokens}) in the chat's ⚙ settings, or choose another model."
@@ -108,7 +103,7 @@ async def answer(
     try:
         await answer_with(backend, target, conversation, asked)
         return
-    except openai.APIConnectionError as error:
+    except Unreachable as error:
         if target.where != LOCAL or not retry_local:
             raise
         lost = error
@@ -124,7 +119,7 @@ async def answer(
             continue
         try:
             await answer_with(backend, state.target, conversation, asked)
-        except openai.APIConnectionError as error:
+        except Unreachable as error:
             lost = error
             continue
         notice.content += " It is back."
@@ -166,18 +161,6 @@ async def wait_local(backend: ChatBackend, patience_s: float) -> LocalState:
         notice.content += "\n\nThe local model is ready again."
         await notice.update()
     return state
-
-
-def warm_up(backend: ChatBackend) -> None:
-    """Do in advance, off the event loop, what the first answer would otherwise wait for: the
-    OpenAI client for the local model (its TLS setup: 40-80 ms), and the chat API the client
-    imports on first use (about 150 ms more, on a 2-core laptop). No request is sent."""
-    state = backend.local.state()
-    if state.target is not None:
-        client = client_for(backend, state.target)
-    else:  # not ready yet: at least the imports
-        client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
-    _ = client.chat.completions
 
 
 @dataclass(frozen=True)
@@ -228,15 +211,12 @@ class NoRoom(Exception):
     """The newest message alone does not fit the model's context."""
 
 
-def client_for(backend: ChatBackend, target: Target) -> openai.AsyncOpenAI:
-    """One client per endpoint, kept: making one costs tens of ms (TLS setup), and its
-    connections are reused."""
+def client_for(backend: ChatBackend, target: Target) -> Completions:
+    """One client per endpoint, kept: its connections are reused."""
     key = (target.base_url, target.api_key)
-    client: openai.AsyncOpenAI | None = backend.clients.get(key)
+    client: Completions | None = backend.clients.get(key)
     if client is None:
-        client = openai.AsyncOpenAI(
-            base_url=target.base_url, api_key=target.api_key, max_retries=0, timeout=120
-        )
+        client = Completions(target.base_url, target.api_key)
         backend.clients[key] = client
     return client
 
@@ -251,8 +231,7 @@ def stream_answer(
     end: StreamEnd,
     count_usage: bool = False,
 ) -> AsyncGenerator[str, None]:
-    return stream_completion(
-        client_for(backend, target),
+    return client_for(backend, target).stream(
         target.model,
         messages,
         max_tokens=max_tokens,
@@ -290,8 +269,8 @@ async def open_stream(
             return stream, await anext(stream), dropped
         except StopAsyncIteration:
             return stream, "", dropped
-        except openai.APIError as error:
-            if not trimming.is_context_error(getattr(error, "status_code", None), str(error.message)):
+        except Refused as error:
+            if not trimming.is_context_error(error.status, error.message):
                 raise
             # Our estimate was off: the endpoint's own count says how much to leave out.
             budget = trimming.parse_budget(str(error.message))
@@ -317,7 +296,8 @@ async def answer_with(
 ) -> None:
     """Stream an answer from `target` into a new message, which says how it ended. In Compare
     mode (`side`) the answer is measured, and only the chat model's answer joins the
-    conversation. Raises NoRoom, or openai errors raised before the first token."""
+    conversation. Raises NoRoom, or the endpoint's errors (`CompletionError`) raised before the
+    first token."""
     end = StreamEnd()
     timing = Timing()
     asked = await asked.for_target(target, conversation.max_tokens)
@@ -348,10 +328,10 @@ async def answer_with(
             timing.saw()
             await to_page.add(token)
         ending = Ending.CUT if end.finish_reason == "length" else Ending.DONE
-    except CONNECTION_LOST:
+    except Unreachable:
         ending = Ending.INTERRUPTED
-    except openai.APIError as error:
-        ending, failure = Ending.FAILED, str(error.message)
+    except CompletionError as error:
+        ending, failure = Ending.FAILED, error.message
     finally:
         timing.end()
         ended = time.time()  # the model's last token (or the end of waiting for it)

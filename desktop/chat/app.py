@@ -158,15 +158,15 @@ class Chat:
         await self.send_settings(self.use(conversation))
 
     def prepare_answering(self) -> None:
-        """Import `answers`, and what its first answer needs, in the background once a page has
-        opened a chat: a user takes longer to type a message than this takes, and before, it
-        would slow the page down (a third of the chat server's start, on a 2-core laptop)."""
+        """Import `answers`, and the HTTP client its answers are read with, in the background once
+        a page has opened a chat: a user takes longer to type a message than this takes, and
+        before, it would slow the page down."""
         if not self._preparing:
             self._preparing = True
             threading.Thread(target=self._prepare_answers, daemon=True).start()
 
     def _prepare_answers(self) -> None:
-        importlib.import_module("desktop.chat.answers").warm_up(self.backend)
+        importlib.import_module("desktop.chat.answers")
 
     async def send_settings(self, conversation: Conversation) -> None:
         models, current = await asyncio.to_thread(self.backend.local.models)

@@ -12,7 +12,6 @@ import asyncio
 import uuid
 
 import chainlit as cl
-import openai
 
 from desktop.chat import chainlit_compat
 from desktop.chat.answers import (
@@ -40,6 +39,7 @@ from desktop.compare.sides import (
     remote_side,
     serves_companion,
 )
+from desktop.completions import CompletionError, Unreachable
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import CompanionState
 
@@ -84,9 +84,9 @@ async def answer_side(
         return True
     except NoRoom:
         problem = f"Your message is too long for {target.model}: shorten it."
-    except openai.APIConnectionError:
+    except Unreachable:
         problem = f"The {target.where} model is unreachable ({target.base_url})."
-    except openai.APIError as error:
+    except CompletionError as error:
         problem = could_not_answer(target.where, error, conversation.max_tokens)
     await say(f"{side.name}: {problem}")
     return False

@@ -10,17 +10,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chainlit as cl
 
 from desktop.chat import trimming
 from desktop.chat.endpoint import LocalEndpoint, Target, remote_target
 from desktop.chat.store import ChatStore
-from desktop.compare.measure import Run, where_it_ran
 from desktop.config import Settings
 from desktop.documents.library import FileLibrary
 from desktop.runtime.service import RuntimeClient
+
+if TYPE_CHECKING:  # the measuring reads answers with aiohttp: imported with the answers, later
+    from desktop.compare.measure import Run
 
 FOOTER = re.compile(r"\n\n— \*computed [^\n]*\*$")
 """The line under each answer that says where it was computed (stripped from the context)."""
@@ -104,7 +106,7 @@ class ComparedSide:
             "side": self.index,
             "model": self.name,
             "where": target.where,
-            "label": where_it_ran(target),
+            "label": target.place,
             "ttft_ms": run.ttft_ms if run else None,
             "tokens_per_s": run.tokens_per_s if run else None,
             "output_tokens": run.output_tokens if run else None,

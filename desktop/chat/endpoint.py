@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from desktop.chat.trimming import estimate_tokens
 from desktop.config import Settings
@@ -47,6 +48,13 @@ class Target:
             device = f", {self.device}" if self.device else ""
             return f"on this computer ({self.model}{device})"
         return f"remotely ({self.model} at {self.base_url})"
+
+    @property
+    def place(self) -> str:
+        """Where it runs, in a few words (Compare's numbers): this computer's device, or the host."""
+        if self.where == LOCAL:
+            return f"this computer ({self.device or 'CPU'})"
+        return f"remote host {urlsplit(self.base_url).hostname or self.base_url}"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Streaming an answer into the page, and keeping what was shown in the history.
 
 The first piece of text goes to the page the moment the model gives it; after it, what arrives
-within one frame (`FRAME_S`) goes as one message. The chat page (`resources/chainlit/frontend`)
-redraws once per animation frame anyway, and a Socket.IO message per token was most of the chat
-server's CPU on a fast model (two, when comparing). What was shown is written to the history every
+within `PACE_S` (two frames of the page) goes as one message, as the answer is read
+(`desktop.completions`). The chat page (`resources/chainlit/frontend`) redraws once per animation
+frame anyway, and a Socket.IO message per token was most of the chat server's CPU on a fast model
+(two, when comparing). What was shown is written to the history every
 `PERSIST_S` while the answer streams, so a crash of the chat server loses at most that much.
 """
 
@@ -15,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from desktop.chat import chainlit_compat
+from desktop.completions import PACE_S
 
 if TYPE_CHECKING:  # Chainlit reads its config when imported: only the chat server imports it
     import chainlit as cl
@@ -23,8 +25,6 @@ log = logging.getLogger(__name__)
 
 PERSIST_S = 1.0
 """How often the partial answer is written to the history while it streams."""
-FRAME_S = 1 / 60
-"""How long text waits to be sent with what comes after it: one frame of the page."""
 
 
 class AnswerStream:
@@ -36,7 +36,7 @@ class AnswerStream:
         self.streamed = False
         self.last_persist = time.monotonic()
         self._unsent = ""
-        """Text that arrived after the last message to the page (sent at the end of the frame)."""
+        """Text that arrived after the last message to the page (sent `PACE_S` after it came)."""
         self._sending: asyncio.Task[None] | None = None
         self._saving: asyncio.Task[None] | None = None
 
@@ -54,14 +54,14 @@ class AnswerStream:
             return
         self._unsent += text
         if self._sending is None:
-            self._sending = asyncio.create_task(self._send_at_frame_end())
+            self._sending = asyncio.create_task(self._send_soon())
         saving = self._saving is not None and not self._saving.done()
         if not saving and time.monotonic() - self.last_persist > PERSIST_S:
             self.last_persist = time.monotonic()
             self._saving = asyncio.create_task(persist(self.message))
 
-    async def _send_at_frame_end(self) -> None:
-        await asyncio.sleep(FRAME_S)
+    async def _send_soon(self) -> None:
+        await asyncio.sleep(PACE_S)
         text, self._unsent, self._sending = self._unsent, "", None
         await self.message.stream_token(text)
 

@@ -18,7 +18,8 @@ from typing import TextIO
 from desktop import APP_NAME
 from desktop.compare.runs import Result, Spread, compare
 from desktop.compare.sides import Pair, Side, pair_up
-from desktop.config import SettingsError, load_settings
+from desktop.completions import CompletionError, Completions, Unreachable
+from desktop.config import Settings, SettingsError, load_settings
 from desktop.errors import FoundryDeskError
 from desktop.paths import AppPaths
 
@@ -61,39 +62,17 @@ def main(argv: Sequence[str], paths: AppPaths, out: TextIO | None = None) -> int
         print(f"{APP_NAME} compare: {error}", file=sys.stderr)
         return 2
     paths.create()
-    import openai  # not for --help
-
-    from desktop.compare.runtime import runtime_for
-
-    names = (options.model[0], options.model[1])
     try:
-        with runtime_for(names, settings, paths, say=lambda line: print(line, file=sys.stderr)) as client:
-            pair = pair_up(names, settings, client)
-            if pair.note:
-                print(pair.note, file=sys.stderr)
-            try:
-                results = asyncio.run(
-                    _compare(
-                        pair,
-                        " ".join(options.prompt),
-                        options.max_tokens,
-                        options.runs,
-                        options.one_after_other,
-                    )
-                )
-            finally:
-                if client is not None and any(side.companion for side in pair.sides):
-                    client.release_companion()
+        results = run(options, settings, paths)
+    except Unreachable as error:
+        print(f"{APP_NAME} compare: a model's endpoint is unreachable: {error}", file=sys.stderr)
+        return 1
+    except CompletionError as error:
+        status = f" (HTTP {error.status})" if error.status else ""
+        print(f"{APP_NAME} compare: a model could not answer{status}: {error.message}", file=sys.stderr)
+        return 1
     except FoundryDeskError as error:  # CompareRefused, a runtime that refused
         print(f"{APP_NAME} compare: {error}", file=sys.stderr)
-        return 1
-    except openai.APIConnectionError as error:
-        print(
-            f"{APP_NAME} compare: a model's endpoint is unreachable ({error.request.url}).", file=sys.stderr
-        )
-        return 1
-    except openai.APIError as error:
-        print(f"{APP_NAME} compare: a model could not answer: {error.message}", file=sys.stderr)
         return 1
     if options.json:
         print(json.dumps([result.to_json() for result in results], indent=2), file=out)
@@ -102,19 +81,34 @@ def main(argv: Sequence[str], paths: AppPaths, out: TextIO | None = None) -> int
     return 0
 
 
+def run(options: argparse.Namespace, settings: Settings, paths: AppPaths) -> list[Result]:
+    """The comparison the command line asks for, on the runtime it finds or starts."""
+    from desktop.compare.runtime import runtime_for  # the service stack: not for --help
+
+    names = (options.model[0], options.model[1])
+    prompt = " ".join(options.prompt)
+    with runtime_for(names, settings, paths, say=lambda line: print(line, file=sys.stderr)) as client:
+        pair = pair_up(names, settings, client)
+        if pair.note:
+            print(pair.note, file=sys.stderr)
+        try:
+            return asyncio.run(
+                _compare(pair, prompt, options.max_tokens, options.runs, options.one_after_other)
+            )
+        finally:
+            if client is not None and any(side.companion for side in pair.sides):
+                client.release_companion()
+
+
 async def _compare(
     pair: Pair, prompt: str, max_tokens: int, rounds: int, one_after_other: bool
 ) -> list[Result]:
-    import openai
+    clients: dict[tuple[str, str], Completions] = {}
 
-    clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
-
-    def client_for(side: Side) -> openai.AsyncOpenAI:
+    def client_for(side: Side) -> Completions:
         key = (side.target.base_url, side.target.api_key)
         if key not in clients:
-            clients[key] = openai.AsyncOpenAI(
-                base_url=side.target.base_url, api_key=side.target.api_key, max_retries=0, timeout=600
-            )
+            clients[key] = Completions(*key)
         return clients[key]
 
     try:

@@ -17,10 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import openai
-
 from desktop.chat.endpoint import Target
-from desktop.completions import StreamEnd, stream_completion
+from desktop.completions import Completions, StreamEnd
 
 
 @dataclass(frozen=True)
@@ -83,17 +81,8 @@ class Timing:
         )
 
 
-def where_it_ran(target: Target) -> str:
-    """A short phrase for the numbers: this computer and its device, or the remote host."""
-    if target.where == "local":
-        return f"this computer ({target.device or 'CPU'})"
-    from urllib.parse import urlsplit
-
-    return f"remote host {urlsplit(target.base_url).hostname or target.base_url}"
-
-
 async def measure(
-    client: openai.AsyncOpenAI,
+    client: Completions,
     target: Target,
     name: str,
     messages: Sequence[dict[str, Any]],
@@ -103,12 +92,11 @@ async def measure(
     on_text: Callable[[str], Awaitable[None]] | None = None,
 ) -> Run:
     """Ask `target` and measure its answer; `on_text` gets each piece as it comes (the chat
-    shows it). Raises the endpoint's errors (`openai.APIError`) as the chat's answers do."""
+    shows it). Raises the endpoint's errors (`desktop.completions.CompletionError`)."""
     stream_end = StreamEnd()
     timing = Timing()
     pieces: list[str] = []
-    stream = stream_completion(
-        client,
+    stream = client.stream(
         target.model,
         messages,
         max_tokens=max_tokens,
@@ -125,4 +113,4 @@ async def measure(
     finally:
         timing.end()
         await stream.aclose()
-    return timing.run(name, where_it_ran(target), "".join(pieces), stream_end)
+    return timing.run(name, target.place, "".join(pieces), stream_end)

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import openai
-
 from desktop.compare.measure import Run, measure
 from desktop.compare.sides import Pair, Side
+from desktop.completions import Completions
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,8 @@ class Result:
         return data
 
 
-ClientFor = Callable[[Side], openai.AsyncOpenAI]
+ClientFor = Callable[[Side], Completions]
+"""The client of a side's endpoint (one per endpoint: two models of one runtime share it)."""
 
 
 async def compare(
