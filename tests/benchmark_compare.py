@@ -8,8 +8,9 @@ compare` runs it. For each way, per round: the wall time of the comparison, and 
 tokens/s and time to first token. Medians of the rounds (after one warm-up round each).
 
 On a 2-core laptop two models at once share the cores: each may stream slower than alone, and
-the comparison may still end sooner. The numbers choose the default of `foundry-desk compare`
-and of the chat's Compare mode (at once).
+the comparison may still end sooner. The numbers chose the default of `foundry-desk compare`: one
+after the other (at once took as long, and halved the small model's tokens/s). The chat's Compare
+mode answers at once: there the user watches both answers come.
 """
 
 from __future__ import annotations

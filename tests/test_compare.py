@@ -79,6 +79,7 @@ def test_two_models_answer_at_once_through_a_runtime_of_its_own_and_are_measured
         *compared(models.stopping, models.endless),
         "--max-tokens",
         str(MAX_TOKENS),
+        "--at-once",
     )
     stopping, endless = as_json(compare_command(tmp_path, *args, "--json"))
 
@@ -102,7 +103,7 @@ def test_rounds_give_a_median_and_a_spread_in_a_table_and_in_json(
     tmp_path: Path, models: Models, no_leftover_children: None
 ) -> None:
     args = ("Hi", *compared(models.endless, models.stopping), "--max-tokens", "8", "--runs", "3")
-    table = compare_command(tmp_path, *args, "--one-after-other")
+    table = compare_command(tmp_path, *args)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:7] == ["model", "TTFT", "ms", "tokens/s", "output", "tokens", "total"]

@@ -40,9 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=256, help="answer length (default 256)")
     parser.add_argument("--runs", type=int, default=1, help="rounds; more give a median and a spread")
     parser.add_argument(
-        "--one-after-other",
+        "--at-once",
         action="store_true",
-        help="ask the second model after the first has answered (default: both at once)",
+        help="ask both models at the same time (default: one after the other, so that each "
+        "model's numbers are its own: on a laptop two models at once share its cores)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
     return parser
@@ -92,17 +93,13 @@ def run(options: argparse.Namespace, settings: Settings, paths: AppPaths) -> lis
         if pair.note:
             print(pair.note, file=sys.stderr)
         try:
-            return asyncio.run(
-                _compare(pair, prompt, options.max_tokens, options.runs, options.one_after_other)
-            )
+            return asyncio.run(_compare(pair, prompt, options.max_tokens, options.runs, options.at_once))
         finally:
             if client is not None and any(side.companion for side in pair.sides):
                 client.release_companion()
 
 
-async def _compare(
-    pair: Pair, prompt: str, max_tokens: int, rounds: int, one_after_other: bool
-) -> list[Result]:
+async def _compare(pair: Pair, prompt: str, max_tokens: int, rounds: int, at_once: bool) -> list[Result]:
     clients: dict[tuple[str, str], Completions] = {}
 
     def client_for(side: Side) -> Completions:
@@ -118,7 +115,7 @@ async def _compare(
             client_for=client_for,
             max_tokens=max_tokens,
             rounds=rounds,
-            at_once=not one_after_other,
+            at_once=at_once,
         )
     finally:
         for client in clients.values():

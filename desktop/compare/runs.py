@@ -72,11 +72,13 @@ async def compare(
     client_for: ClientFor,
     max_tokens: int,
     rounds: int = 1,
-    at_once: bool = True,
+    at_once: bool = False,
     temperature: float = 0.0,
 ) -> list[Result]:
-    """Ask both models `rounds` times; at the same time when `at_once` and the runtime holds both
-    (`pair.together`), else one after the other (each round in the same order)."""
+    """Ask both models `rounds` times: one after the other (each round in the same order), or at
+    the same time with `at_once` when the runtime holds both (`pair.together`). On 2 cores both
+    at once took as long as one after the other, and each model streamed at 51-74 % of its speed
+    alone (`tests/benchmark_compare.py`): their numbers are then each other's as much as their own."""
     messages = [{"role": "user", "content": prompt}]
     together = at_once and pair.together
     runs: list[list[Run]] = [[], []]
