@@ -6,7 +6,7 @@ model sends meanwhile wait in the socket and come in the next read together; the
 on to the page as one message (`desktop.chat.streaming`). Measured on a 2-core laptop with 1,000
 tokens from the local runtime (`tests/benchmark_chat.py`): the `openai` client's stream cost the
 chat server 0.6 ms of CPU per token (its HTTP stack parses each chunk in Python, then a pydantic
-object per chunk), this reader and a message per `PACE_S` 0.12 ms. With two fast models answering
+object per chunk), this reader and a message per `PACE_S` 0.10-0.12 ms. With two fast models answering
 at once (Compare) that CPU came from the models themselves.
 
 The first piece of an answer is yielded the moment it arrives. Closing the generator closes the
@@ -33,8 +33,8 @@ from desktop.loopback import on_this_computer
 PACE_S = 1 / 30
 """An answer is read, and sent on to the page, at most this often: two frames of the page, which
 draws once a frame. A read and a message per token cost the chat server about a millisecond of CPU
-per token; at 60 reads a second the fast stream took 0.22 ms per token, at 30 0.12 (at 20, 0.12
-too, and the text moved in visible steps)."""
+per token; at 60 reads a second the fast stream took 0.22 ms per token, at 30 0.10-0.12 (at 20
+no less, and the text would move in larger steps)."""
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 120.0
 """The longest silence within an answer (a model on a busy laptop thinks; a dead one is noticed)."""

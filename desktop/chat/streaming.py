@@ -38,12 +38,9 @@ class AnswerStream:
         self._unsent = ""
         """Text that arrived after the last message to the page (sent `PACE_S` after it came)."""
         self._sending: asyncio.Task[None] | None = None
+        """Sends `_unsent` once `PACE_S` has passed (`_waiting`), then until it is sent."""
+        self._waiting = False
         self._saving: asyncio.Task[None] | None = None
-
-    @property
-    def text(self) -> str:
-        """Everything the model has given so far, sent to the page or about to be."""
-        return self.message.content + self._unsent
 
     async def add(self, text: str) -> None:
         if not text:
@@ -54,21 +51,29 @@ class AnswerStream:
             return
         self._unsent += text
         if self._sending is None:
-            self._sending = asyncio.create_task(self._send_soon())
+            self._send_soon()
         saving = self._saving is not None and not self._saving.done()
         if not saving and time.monotonic() - self.last_persist > PERSIST_S:
             self.last_persist = time.monotonic()
             self._saving = asyncio.create_task(persist(self.message))
 
-    async def _send_soon(self) -> None:
+    def _send_soon(self) -> None:
+        self._waiting = True
+        self._sending = asyncio.create_task(self._send_unsent())
+
+    async def _send_unsent(self) -> None:
         await asyncio.sleep(PACE_S)
-        text, self._unsent, self._sending = self._unsent, "", None
+        self._waiting = False
+        text, self._unsent = self._unsent, ""
         await self.message.stream_token(text)
+        self._sending = None
+        if self._unsent:  # what came while it was sent goes at the next pace (none after `settle`)
+            self._send_soon()
 
     def settle(self) -> str:
         """Stop sending pieces: the text not sent yet joins the message (which `end` sends whole).
         Synchronous, so it also runs when the answer is cancelled (Stop); returns the text."""
-        if self._sending is not None:
+        if self._sending is not None and self._waiting:
             self._sending.cancel()
             self._sending = None
         self.message.content += self._unsent
@@ -77,6 +82,8 @@ class AnswerStream:
 
     async def end(self) -> None:
         self.settle()
+        if self._sending is not None:  # a piece on its way: before the whole message, not after it
+            await asyncio.shield(self._sending)
         if self._saving is not None:
             # Let a save under way finish, so that it cannot land after (and undo) the final one.
             await asyncio.shield(self._saving)
