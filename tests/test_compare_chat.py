@@ -12,7 +12,8 @@ from playwright.sync_api import Page
 
 from desktop.config import Settings
 from tests.conftest import free_port
-from tests.support.chat_browser import ChatStack, open_chat, send, wait_idle
+from tests.support.chat_browser import ChatStack, open_chat, send, wait_for_answer, wait_idle
+from tests.support.openai_standin import REMOTE_ANSWER, REMOTE_MODEL, RemoteStandIn
 from tests.tinymodel import build_model
 
 CHAT_MODEL = "chatty-generic-cpu:1"
@@ -22,18 +23,29 @@ NUMBERS = re.compile(rf"TTFT \d+ ms · [\d.]+ tokens/s · {TOKENS} tokens · [\d
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatStack]:
+def remote() -> Iterator[RemoteStandIn]:
+    with RemoteStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, remote: RemoteStandIn) -> Iterator[ChatStack]:
     """Two models that stream until the answer length at a couple of hundred tokens/s each (a
-    real MLP per token): long enough to see both answers under way at once."""
+    real MLP per token): long enough to see both answers under way at once. And a remote one."""
     root = tmp_path_factory.mktemp("compare")
 
     def streaming(name: str, answer: str) -> Path:
         return build_model(root / name, answer, endless=True, width=1024, depth=16, context_length=4096)
 
     chatty, other = streaming("chatty", "and on"), streaming("other", "more and more")
-    stack = ChatStack.start(
-        root / "app", Settings(model_path=chatty, runtime_port=free_port(), max_tokens=TOKENS)
+    settings = Settings(
+        model_path=chatty,
+        runtime_port=free_port(),
+        max_tokens=TOKENS,
+        remote_base_url=remote.base_url,
+        remote_model=REMOTE_MODEL,
     )
+    stack = ChatStack.start(root / "app", settings)
     try:
         stack.ready()
         stack.select(str(other))  # registered: the chat offers it
@@ -102,3 +114,31 @@ def test_compare_mode_streams_both_answers_side_by_side_measured_charted_and_mar
     assert NUMBERS.search(page.locator(f"{side(page, 1, group=1)} .compare-numbers").inner_text())
     assert page.locator("#compare-chart svg[data-panel='ttft_ms'] circle").count() == 4
     page.wait_for_selector(f"#compare-chip:has-text('Comparing with {OTHER_MODEL}')")
+
+
+def test_compared_with_the_remote_model_and_stopped(
+    stack: ChatStack, page: Page, remote: RemoteStandIn
+) -> None:
+    """The remote model as the second side: its answer says where it ran; Stop ends the local one,
+    and the pair can then be marked."""
+    open_chat(page, stack.link())
+    compare_with(page, "remote")
+    page.wait_for_selector(f"#compare-chip:has-text('Comparing with remote: {REMOTE_MODEL}')")
+    asked = len(remote.bodies)
+
+    send(page, "Tell me something")
+    page.wait_for_selector(
+        ".compare-group article.compare-side[data-side='1'] .compare-numbers:not(.pending)"
+    )
+    right = side(page, 1)
+    assert page.locator(f"{right} .content").inner_text().strip() == REMOTE_ANSWER
+    assert page.locator(f"{right} .compare-model").inner_text() == "remote"
+    assert page.locator(f"{right} .compare-numbers").inner_text().endswith("· remote host 127.0.0.1")
+    assert len(remote.bodies) == asked + 1  # asked once, with the same question
+    assert remote.bodies[-1]["messages"][-1] == {"role": "user", "content": "Tell me something"}
+
+    page.keyboard.press("Escape")  # the local model streams on until stopped
+    wait_for_answer(page, "(stopped)")
+    wait_idle(page)
+    assert page.locator(f"{side(page, 0)} .content").inner_text().startswith("and on and on")
+    page.wait_for_selector(f"{side(page, 0)} .better-toggle:visible")  # both ended: a mark can be made
