@@ -137,8 +137,8 @@ def test_compared_with_the_remote_model_and_stopped(
     assert len(remote.bodies) == asked + 1  # asked once, with the same question
     assert remote.bodies[-1]["messages"][-1] == {"role": "user", "content": "Tell me something"}
 
-    page.keyboard.press("Escape")  # the local model streams on until stopped
+    page.wait_for_selector(f"{side(page, 0)} .content:has-text('and on and on')")  # streaming on
+    page.keyboard.press("Escape")  # the local model goes on until stopped
     wait_for_answer(page, "(stopped)")
     wait_idle(page)
-    assert page.locator(f"{side(page, 0)} .content").inner_text().startswith("and on and on")
     page.wait_for_selector(f"{side(page, 0)} .better-toggle:visible")  # both ended: a mark can be made
