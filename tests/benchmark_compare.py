@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.compare.runs import Result, compare
 from desktop.compare.runtime import runtime_for
-from desktop.compare.sides import Pair, Side, pair_up
-from desktop.completions import Completions
+from desktop.compare.sides import Pair, pair_up
 from desktop.config import Settings
 from desktop.paths import AppPaths
 from tests.conftest import free_port
@@ -36,22 +35,9 @@ from tests.tinymodel import build_model
 
 
 async def one_round(pair: Pair, tokens: int, at_once: bool) -> tuple[float, list[Result]]:
-    clients: dict[str, Completions] = {}
-
-    def client_for(side: Side) -> Completions:
-        if side.target.base_url not in clients:
-            clients[side.target.base_url] = Completions(side.target.base_url, "x")
-        return clients[side.target.base_url]
-
-    try:
-        started = time.perf_counter()
-        results = await compare(
-            pair, "Tell me a story", client_for=client_for, max_tokens=tokens, at_once=at_once
-        )
-        return (time.perf_counter() - started) * 1000, results
-    finally:
-        for client in clients.values():
-            await client.close()
+    started = time.perf_counter()
+    results = await compare(pair, "Tell me a story", max_tokens=tokens, at_once=at_once)
+    return (time.perf_counter() - started) * 1000, results
 
 
 def measure(pair: Pair, rounds: int, tokens: int, at_once: bool) -> dict[str, float]:

@@ -12,9 +12,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from desktop.compare.runs import Result, compare
+from desktop.compare.runs import compare
 from desktop.compare.sides import pair_up
-from desktop.completions import Completions
 from desktop.config import Settings
 from desktop.runtime.service import RuntimeRequestError
 from desktop.runtime.status import CompanionState, RuntimeState
@@ -253,14 +252,7 @@ def test_a_comparison_of_models_that_do_not_fit_together_asks_them_in_turn(
     assert not pair.together
     assert pair.note.startswith("gamma and alpha do not fit in memory together")
 
-    async def ask() -> list[Result]:
-        client = Completions(host.ready().base_url or "", "x")
-        try:
-            return await compare(pair, "Hi", client_for=lambda side: client, max_tokens=16, rounds=2)
-        finally:
-            await client.close()
-
-    alpha_runs, gamma_runs = asyncio.run(ask())
+    alpha_runs, gamma_runs = asyncio.run(compare(pair, "Hi", max_tokens=16, rounds=2))
     assert [run.text for run in alpha_runs.runs] == [ALPHA_ANSWER, ALPHA_ANSWER]
     assert [run.text for run in gamma_runs.runs] == [GAMMA_ANSWER, GAMMA_ANSWER]
     assert host.loaded() == {alpha}  # the chat model's turn again

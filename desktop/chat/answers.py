@@ -344,7 +344,7 @@ async def answer_with(
         if side is None:
             message.content += ending.note + footer(target)
         else:  # the numbers under it say where it was computed
-            message.metadata["compare"] = side.numbers(target, timing.run(side.name, "", text, end))
+            message.metadata["compare"] = side.numbers(target, timing.run(side.name, target.place, text, end))
             message.content += ending.note
         await asyncio.shield(to_page.end())
         await asyncio.shield(chainlit_compat.show_in_other_tabs(message))

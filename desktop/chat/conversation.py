@@ -21,7 +21,7 @@ from desktop.config import Settings
 from desktop.documents.library import FileLibrary
 from desktop.runtime.service import RuntimeClient
 
-if TYPE_CHECKING:  # the measuring reads answers with aiohttp: imported with the answers, later
+if TYPE_CHECKING:  # its type only: the measuring comes with the answers (`answers`), imported later
     from desktop.compare.measure import Run
 
 FOOTER = re.compile(r"\n\n— \*computed [^\n]*\*$")

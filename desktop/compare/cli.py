@@ -17,8 +17,8 @@ from typing import TextIO
 
 from desktop import APP_NAME
 from desktop.compare.runs import Result, Spread, compare
-from desktop.compare.sides import Pair, Side, pair_up
-from desktop.completions import CompletionError, Completions, Unreachable
+from desktop.compare.sides import pair_up
+from desktop.completions import CompletionError, Unreachable
 from desktop.config import Settings, SettingsError, load_settings
 from desktop.errors import FoundryDeskError
 from desktop.paths import AppPaths
@@ -93,33 +93,13 @@ def run(options: argparse.Namespace, settings: Settings, paths: AppPaths) -> lis
         if pair.note:
             print(pair.note, file=sys.stderr)
         try:
-            return asyncio.run(_compare(pair, prompt, options.max_tokens, options.runs, options.at_once))
+            asked = compare(
+                pair, prompt, max_tokens=options.max_tokens, rounds=options.runs, at_once=options.at_once
+            )
+            return asyncio.run(asked)
         finally:
             if client is not None and any(side.companion for side in pair.sides):
                 client.release_companion()
-
-
-async def _compare(pair: Pair, prompt: str, max_tokens: int, rounds: int, at_once: bool) -> list[Result]:
-    clients: dict[tuple[str, str], Completions] = {}
-
-    def client_for(side: Side) -> Completions:
-        key = (side.target.base_url, side.target.api_key)
-        if key not in clients:
-            clients[key] = Completions(*key)
-        return clients[key]
-
-    try:
-        return await compare(
-            pair,
-            prompt,
-            client_for=client_for,
-            max_tokens=max_tokens,
-            rounds=rounds,
-            at_once=at_once,
-        )
-    finally:
-        for client in clients.values():
-            await client.close()
 
 
 def print_table(results: list[Result], out: TextIO) -> None:

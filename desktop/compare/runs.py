@@ -61,15 +61,10 @@ class Result:
         return data
 
 
-ClientFor = Callable[[Side], Completions]
-"""The client of a side's endpoint (one per endpoint: two models of one runtime share it)."""
-
-
 async def compare(
     pair: Pair,
     prompt: str,
     *,
-    client_for: ClientFor,
     max_tokens: int,
     rounds: int = 1,
     at_once: bool = False,
@@ -78,29 +73,34 @@ async def compare(
     """Ask both models `rounds` times: one after the other (each round in the same order), or at
     the same time with `at_once` when the runtime holds both (`pair.together`). On 2 cores both
     at once took as long as one after the other, and each model streamed at 51-74 % of its speed
-    alone (`tests/benchmark_compare.py`): their numbers are then each other's as much as their own."""
+    alone (`tests/benchmark_compare.py`): their numbers are then each other's as much as their own.
+    One client per endpoint (two models of one runtime share it), closed at the end."""
     messages = [{"role": "user", "content": prompt}]
     together = at_once and pair.together
+    clients = {
+        (s.target.base_url, s.target.api_key): Completions(s.target.base_url, s.target.api_key)
+        for s in pair.sides
+    }
+
+    async def ask(side: Side) -> Run:
+        client = clients[side.target.base_url, side.target.api_key]
+        return await measure(
+            client, side.target, side.name, messages, max_tokens=max_tokens, temperature=temperature
+        )
+
     runs: list[list[Run]] = [[], []]
     try:
         for _ in range(rounds):
             if together:
-                asked = [_ask(side, client_for, messages, max_tokens, temperature) for side in pair.sides]
-                for index, run in enumerate(await asyncio.gather(*asked)):
+                for index, run in enumerate(await asyncio.gather(*(ask(side) for side in pair.sides))):
                     runs[index].append(run)
                 continue
             for index, side in enumerate(pair.sides):
                 await asyncio.to_thread(pair.give_turn, side)
-                runs[index].append(await _ask(side, client_for, messages, max_tokens, temperature))
+                runs[index].append(await ask(side))
     finally:
         if not pair.together:
             await asyncio.to_thread(pair.give_turn, None)  # the chat model, as it was
+        for client in clients.values():
+            await client.close()
     return [Result(side.name, side_runs) for side, side_runs in zip(pair.sides, runs, strict=True)]
-
-
-async def _ask(
-    side: Side, client_for: ClientFor, messages: list[dict[str, Any]], max_tokens: int, temperature: float
-) -> Run:
-    return await measure(
-        client_for(side), side.target, side.name, messages, max_tokens=max_tokens, temperature=temperature
-    )
